@@ -11,6 +11,8 @@ import os
 # MuJoCo renders offscreen through EGL (Mesa's llvmpipe without a GPU, the NVIDIA driver with one).
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+# Mesa's software rasteriser: one thread is fastest for small images and for parallel workers.
+os.environ.setdefault("LP_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,119 @@
+"""Exploration policies that seed Q-learning: a scripted grasper and a random policy.
+
+The scripted policy reads privileged state (object poses) from the env, like the scripted
+exploration policies used to bootstrap QT-Opt: pick an object (the nearest to the gripper, or a
+random one), move above it while turning the jaws across its narrowest horizontal extent,
+descend, and close. Noise on the aim point, the jaw angle and every action makes it succeed only
+part of the time (about 30-60% with the defaults), which is what off-policy Q-learning needs:
+both successes and failures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlcyclegan.envs import grasp as g
+from rlcyclegan.envs import scene as sc
+
+
+class ScriptedGraspPolicy:
+    """Noisy scripted grasping. ``noise=0`` with ``aim_noise=0`` and ``yaw_noise=0`` is the clean planner."""
+
+    def __init__(
+        self,
+        env,
+        seed: int = 0,
+        action_noise: float = 0.15,
+        aim_noise: float = 0.015,
+        yaw_noise: float = 0.4,
+        random_target_prob: float = 0.5,
+    ):
+        self.env = env.unwrapped
+        self.rng = np.random.default_rng(seed)
+        self.action_noise = action_noise
+        self.aim_noise = aim_noise
+        self.yaw_noise = yaw_noise
+        self.random_target_prob = random_target_prob
+        self.target = 0
+        self.offset = np.zeros(2)
+        self.yaw_offset = 0.0
+        self.last_z: float | None = None
+
+    def reset(self) -> None:
+        pos = self.env.object_positions
+        tcp = self.env.tcp
+        if self.rng.random() < self.random_target_prob:
+            self.target = int(self.rng.integers(len(pos)))
+        else:
+            self.target = int(np.argmin(np.linalg.norm(pos[:, :2] - tcp[:2], axis=1)))
+        self.offset = self.rng.normal(0, self.aim_noise, 2)
+        self.yaw_offset = float(self.rng.normal(0, self.yaw_noise))
+        self.last_z = None
+
+    def plan(self) -> tuple[np.ndarray, float, float]:
+        """Aim point (x, y), jaw angle and grasp height (world z of the TCP) for the target."""
+        verts = self.env.object_vertices(self.target)
+        xy = verts[:, :2]
+        centre = (xy.max(0) + xy.min(0)) / 2
+        cov = np.cov((xy - xy.mean(0)).T)
+        evals, evecs = np.linalg.eigh(cov)
+        minor = evecs[:, 0]  # narrowest horizontal direction: close the jaws along it
+        yaw = float(np.arctan2(minor[1], minor[0]))
+        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
+        top, bottom = verts[:, 2].max(), verts[:, 2].min()
+        grasp_z = max(sc.BIN_FLOOR_Z + 0.004, top - 0.045)
+        return centre, yaw, grasp_z
+
+    def act(self, obs=None) -> np.ndarray:
+        centre, yaw, grasp_z = self.plan()
+        tcp = self.env.tcp
+        aim = centre + self.offset
+        d_xy = aim - tcp[:2]
+        top = self.env.object_vertices(self.target)[:, 2].max()
+        far = np.linalg.norm(d_xy) > 0.012
+        z_goal = max(grasp_z, top + 0.03) if far else grasp_z
+        # Jaw angles are equivalent modulo pi and the wrist turns within [-pi/2, pi/2]: aim at the
+        # representative of the planned angle inside that range and turn there directly.
+        d_yaw = _wrap_half_pi(yaw + self.yaw_offset) - tcp[3]
+        a = np.array(
+            [d_xy[0] / g.MAX_XY_STEP, d_xy[1] / g.MAX_XY_STEP, (z_goal - tcp[2]) / g.MAX_Z_STEP, d_yaw / g.MAX_YAW_STEP, -1.0, -1.0]
+        )
+        a[:4] = np.clip(a[:4], -1, 1) + self.rng.normal(0, self.action_noise, 4)
+        stalled = self.last_z is not None and self.last_z - tcp[2] < 0.004
+        if not far and abs(d_yaw) < 0.25 and (tcp[2] - grasp_z < 0.005 or stalled):
+            a[4] = 1.0
+        self.last_z = tcp[2] if not far else None
+        return np.clip(a, -1, 1).astype(np.float32)
+
+
+def _wrap_half_pi(x: float) -> float:
+    """Jaw angles are equivalent modulo pi: wrap a difference into [-pi/2, pi/2)."""
+    return (x + np.pi / 2) % np.pi - np.pi / 2
+
+
+class RandomPolicy:
+    """Uniform random motion; closes the gripper with probability ``close_prob`` each step."""
+
+    def __init__(self, env, seed: int = 0, close_prob: float = 0.1):
+        self.action_space = env.action_space
+        self.rng = np.random.default_rng(seed)
+        self.close_prob = close_prob
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs=None) -> np.ndarray:
+        a = self.rng.uniform(-1, 1, 6)
+        a[4] = 1.0 if self.rng.random() < self.close_prob else -1.0
+        a[5] = -1.0
+        return a.astype(np.float32)
+
+
+POLICIES = {"scripted": ScriptedGraspPolicy, "random": RandomPolicy}
+
+
+def make_policy(name: str, env, seed: int = 0, **kwargs):
+    """``"scripted"`` or ``"random"``; ``kwargs`` go to the policy's constructor."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; expected one of {sorted(POLICIES)}")
+    return POLICIES[name](env, seed=seed, **kwargs)
