@@ -50,26 +50,24 @@ class ScriptedGraspPolicy:
         self.yaw_offset = float(self.rng.normal(0, self.yaw_noise))
         self.last_z = None
 
-    def plan(self) -> tuple[np.ndarray, float, float]:
-        """Aim point (x, y), jaw angle and grasp height (world z of the TCP) for the target."""
+    def plan(self) -> tuple[np.ndarray, float, float, float]:
+        """Aim point (x, y), jaw angle, grasp height (world z of the TCP) and top of the target."""
         verts = self.env.object_vertices(self.target)
         xy = verts[:, :2]
         centre = (xy.max(0) + xy.min(0)) / 2
-        cov = np.cov((xy - xy.mean(0)).T)
-        evals, evecs = np.linalg.eigh(cov)
-        minor = evecs[:, 0]  # narrowest horizontal direction: close the jaws along it
-        yaw = float(np.arctan2(minor[1], minor[0]))
-        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
-        top, bottom = verts[:, 2].max(), verts[:, 2].min()
+        d = xy - xy.mean(0)
+        cxx, cyy, cxy = float(d[:, 0] @ d[:, 0]), float(d[:, 1] @ d[:, 1]), float(d[:, 0] @ d[:, 1])
+        major = 0.5 * np.arctan2(2 * cxy, cxx - cyy)  # principal axis of the footprint
+        yaw = _wrap_half_pi(major + np.pi / 2)  # close the jaws across it (narrowest direction)
+        top = float(verts[:, 2].max())
         grasp_z = max(sc.BIN_FLOOR_Z + 0.004, top - 0.045)
-        return centre, yaw, grasp_z
+        return centre, yaw, grasp_z, top
 
     def act(self, obs=None) -> np.ndarray:
-        centre, yaw, grasp_z = self.plan()
+        centre, yaw, grasp_z, top = self.plan()
         tcp = self.env.tcp
         aim = centre + self.offset
         d_xy = aim - tcp[:2]
-        top = self.env.object_vertices(self.target)[:, 2].max()
         far = np.linalg.norm(d_xy) > 0.012
         z_goal = max(grasp_z, top + 0.03) if far else grasp_z
         # Jaw angles are equivalent modulo pi and the wrist turns within [-pi/2, pi/2]: aim at the

@@ -1,0 +1,1 @@
+"""Speed benchmarks (JSON results): targets live here, not in timed tests."""
