@@ -7,8 +7,7 @@ import platform
 import time
 
 import gymnasium as gym
-import numpy as np
-
+from rlcyclegan.data.dataset import wilson_interval
 import rlcyclegan  # noqa: F401  (registers the envs)
 from rlcyclegan.envs import make_policy
 
@@ -37,11 +36,13 @@ def bench_env(
     episodes: int = 200,
     domain: str = "sim",
     seed: int = 0,
+    success_episodes: int = 300,
 ) -> dict:
     """Episodes/s and steps/s for each image size (one process, one core), plus success rates.
 
     The first reset of each size (model compilation, renderer creation) is excluded: it is a
-    one-off per process, reported separately as ``startup_seconds``.
+    one-off per process, reported separately as ``startup_seconds``. ``success_episodes`` more
+    episodes per object split (train, unseen test) measure the scripted policy's success rate.
     """
     results: dict = {
         "benchmark": "env",
@@ -68,6 +69,16 @@ def bench_env(
             "scripted_success_rate": r["successes"] / r["episodes"],
             "startup_seconds": startup,
         }
+    if success_episodes > 0:
+        results["scripted_success"] = {}
+        for split in ("train", "test"):
+            env = gym.make(env_id, domain=domain, image_size=min(sizes), objects=split)
+            r = run_episodes(env, make_policy("scripted", env, seed=seed), success_episodes, seed + 10**7)
+            env.close()
+            lo, hi = wilson_interval(r["successes"], r["episodes"])
+            results["scripted_success"][split] = {
+                "episodes": r["episodes"], "success_rate": r["successes"] / r["episodes"], "wilson95": [lo, hi],
+            }
     s64 = results["sizes"].get("64")
     if s64 is not None:
         results["goal_episodes_per_second_64"] = 50.0
