@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
             f"{summary['out_dir']}: {summary['episodes']} episodes, {summary['steps']} steps, "
             f"success rate {summary['success_rate']:.3f} in {summary['shards']} shards\n"
             f"this run: {summary['new_episodes']} new episodes ({summary['new_steps']} steps, "
-            f"{summary['shards_written']} shards written) in {summary['seconds']:.1f} s "
+            f"{summary['shards_written']} shard(s) written) in {summary['seconds']:.1f} s "
             f"({summary['episodes_per_second']:.1f} episodes/s)"
         )
     return 0
