@@ -213,3 +213,9 @@ def test_multibin_fixed_base_bin_is_respected():
     env = make(ENV_IDS[1], base_bin=2)
     env.reset(seed=0)
     assert env.unwrapped._origin[0] == pytest.approx(g.sc.BIN_SPACING)
+
+
+def test_config_dict_records_the_env_version_and_parameters():
+    cfg = make(domain="real", num_objects=3).unwrapped.config_dict()
+    assert cfg["env_version"] == g.ENV_VERSION
+    assert (cfg["domain"], cfg["num_objects"], cfg["image_size"]) == ("real", 3, 32)

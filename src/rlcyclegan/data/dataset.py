@@ -1,7 +1,7 @@
 """In-memory access to a directory of episode shards, and loading plain image folders.
 
 :class:`EpisodeDataset` reads every shard of a directory into memory (grasping datasets are
-small: 1000 episodes of 64x64 images are about 200 MB) and exposes the episodes, the flat
+small: 1000 episodes of 64x64 images are about 150 MB) and exposes the episodes, the flat
 transitions for reinforcement learning, and the plain image set for unpaired GAN training.
 """
 
@@ -59,8 +59,14 @@ class EpisodeDataset:
         self.shards: list[Shard] = [read_shard(p, load_images=load_images) for p in shard_paths]
         self._check_compatible()
         self._concatenate(load_images)
+        self.manifest: dict[str, Any] | None = None
+        """Contents of ``dataset.json`` (the collection settings), or None for hand-written datasets."""
         manifest = self.path / MANIFEST_NAME
-        self.manifest: dict[str, Any] | None = json.loads(manifest.read_text()) if manifest.exists() else None
+        if manifest.exists():
+            try:
+                self.manifest = json.loads(manifest.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{manifest}: not valid JSON ({exc})") from None
 
     # ----------------------------------------------------------------------------- loading
     def _check_compatible(self) -> None:

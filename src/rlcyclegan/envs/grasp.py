@@ -40,6 +40,9 @@ from rlcyclegan.envs import domains as dom
 from rlcyclegan.envs import scene as sc
 from rlcyclegan.envs.shapes import SPLITS, split_ids
 
+ENV_VERSION = 1
+"""Bumped whenever the scene, physics or looks change what a seed produces (recorded in episode files)."""
+
 MAX_XY_STEP = 0.05
 MAX_Z_STEP = 0.05
 MAX_YAW_STEP = np.pi / 8
@@ -236,6 +239,7 @@ class GraspEnv(gym.Env):
         """All parameters as a JSON-serialisable dict."""
         out = dict(self.cfg.__dict__)
         out["real_camera_offset"] = list(out["real_camera_offset"])
+        out["env_version"] = ENV_VERSION
         return out
 
     def render_domains(self, domains=("sim", "real"), masks: bool = True) -> dict[str, dict[str, np.ndarray]]:
