@@ -419,12 +419,17 @@ class GraspEnv(gym.Env):
             self._cam_cache[key] = self._looks[domain].camera_pose(pos, target, sc.CAMERA_FOVY)
         return self._cam_cache[key]
 
-    def _render(self, domain: str) -> np.ndarray:
+    def _prepare_view(self, domain: str) -> mujoco.Renderer:
+        """Pose the visual arm and apply the domain's look; return the renderer."""
         r = self._ensure_renderer()
-        look = self._looks[domain]
         self._update_arm()
         mujoco.mj_kinematics(self.model, self.data)
-        look.apply(self.scene, self.data, self._origin, self._camera(domain))
+        self._looks[domain].apply(self.scene, self.data, self._origin, self._camera(domain))
+        return r
+
+    def _render(self, domain: str) -> np.ndarray:
+        r = self._prepare_view(domain)
+        look = self._looks[domain]
         r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = look.shadows
         r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         r.update_scene(self.data, camera=self._ids.camera)
@@ -435,10 +440,7 @@ class GraspEnv(gym.Env):
         return img
 
     def _object_mask(self, domain: str) -> np.ndarray:
-        r = self._ensure_renderer()
-        self._update_arm()
-        mujoco.mj_kinematics(self.model, self.data)
-        self._looks[domain].apply(self.scene, self.data, self._origin, self._camera(domain))
+        r = self._prepare_view(domain)
         r.enable_segmentation_rendering()
         try:
             r.update_scene(self.data, camera=self._ids.camera)

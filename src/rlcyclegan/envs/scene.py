@@ -343,7 +343,7 @@ def write_texture(model: mujoco.MjModel, tex_id: int, image: np.ndarray) -> None
 
 
 @lru_cache(maxsize=8)
-def _compiled(num_bins: int, split: str, num_slots: int) -> tuple[bytes, ShapeTable]:
+def _compiled(num_bins: int, split: str, num_slots: int) -> tuple[mujoco.MjModel, ShapeTable]:
     table = _shape_table(split)
     model = mujoco.MjModel.from_xml_string(_scene_xml(num_bins, table.shape_ids, num_slots))
     # Mesh ids in the scene follow the asset order, which is the same as the catalogue's.
