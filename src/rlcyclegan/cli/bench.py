@@ -46,3 +46,37 @@ def env(argv: list[str]) -> int:
                   f"(95% CI {r['wilson95'][0]:.3f}-{r['wilson95'][1]:.3f}, {r['episodes']} episodes)")
     print(json.dumps(result, indent=2))
     return 0
+
+
+@dataclass
+class PolicyBench:
+    """QT-Opt policy speed: CEM action latency (batch 1 and 64) and TD training steps per second."""
+
+    qnet: str = "default"
+    """Q-network size (small, default, large)."""
+    image_size: int = 64
+    """Image side in pixels."""
+    repeats: int = 50
+    """Timed repetitions at batch 1 (fewer at batch 64); the median is reported."""
+    train_steps: int = 30
+    """Timed training steps (median reported)."""
+    batch_size: int = 64
+    """Training batch size (the cpu preset's)."""
+    device: str = "cpu"
+    """Device to measure on."""
+    threads: int = 0
+    """torch threads (0 = torch's default)."""
+    json: bool = False
+    """Print JSON only."""
+
+
+def policy(argv: list[str]) -> int:
+    cfg = tyro.cli(PolicyBench, args=argv, prog="rlcyclegan bench policy")
+    from rlcyclegan.benchmarks.policy import bench_policy
+
+    r = bench_policy(cfg.qnet, cfg.image_size, cfg.repeats, cfg.train_steps, cfg.batch_size, cfg.device, cfg.threads)
+    if not cfg.json:
+        print(f"# CEM action: {r['act_batch1_ms']:.2f} ms at batch 1 (goal 5 ms), {r['act_batch64_ms']:.1f} ms at batch 64; "
+              f"training {r['train_steps_per_second']:.1f} steps/s at batch {r['train_batch_size']}")
+    print(json.dumps(r, indent=2))
+    return 0

@@ -90,12 +90,14 @@ def _wrap_half_pi(x: float) -> float:
 
 
 class RandomPolicy:
-    """Uniform random motion; closes the gripper with probability ``close_prob`` each step."""
+    """Uniform random motion; closes the gripper with probability ``close_prob`` and terminates with
+    probability ``terminate_prob`` each step (the failures that teach a Q-function what not to do)."""
 
-    def __init__(self, env, seed: int = 0, close_prob: float = 0.1):
+    def __init__(self, env, seed: int = 0, close_prob: float = 0.1, terminate_prob: float = 0.02):
         self.action_space = env.action_space
         self.rng = np.random.default_rng(seed)
         self.close_prob = close_prob
+        self.terminate_prob = terminate_prob
 
     def reset(self) -> None:
         pass
@@ -103,7 +105,7 @@ class RandomPolicy:
     def act(self, obs=None) -> np.ndarray:
         a = self.rng.uniform(-1, 1, 6)
         a[4] = 1.0 if self.rng.random() < self.close_prob else -1.0
-        a[5] = -1.0
+        a[5] = 1.0 if self.rng.random() < self.terminate_prob else -1.0
         return a.astype(np.float32)
 
 

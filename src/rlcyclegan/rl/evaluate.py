@@ -1,0 +1,86 @@
+"""Evaluating a saved policy in an env: success rate and Wilson interval."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlcyclegan.data.dataset import wilson_interval
+from rlcyclegan.rl.actor import run_episodes
+from rlcyclegan.rl.checkpoint import load_checkpoint, resolve_checkpoint
+from rlcyclegan.rl.policy import Policy
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    env_id: str | None = None,
+    domain: str = "sim",
+    objects: str = "test",
+    episodes: int = 500,
+    seed: int = 3_000_000_000,
+    envs: int = 25,
+    env_kwargs: dict[str, Any] | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``)."""
+    import gymnasium as gym
+    import torch
+    from tqdm.auto import tqdm
+
+    import rlcyclegan.envs  # noqa: F401
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    path = resolve_checkpoint(checkpoint)
+    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    ckpt = load_checkpoint(path, map_location=dev)
+    policy = Policy.load(path, device=dev, seed=0)
+    trained = ckpt["policy"].get("env", {})
+    env_id = env_id or trained.get("id")
+    if not env_id:
+        raise ValueError(f"{path}: the checkpoint does not name its env; pass --env")
+    kwargs = dict(trained.get("kwargs", {})) if env_id == trained.get("id") else {}
+    if env_id.startswith("rlcyclegan/"):
+        kwargs.update(domain=domain, objects=objects)
+    kwargs.update(env_kwargs or {})
+    env_list = [gym.make(env_id, **kwargs) for _ in range(min(envs, episodes))]
+    space = env_list[0].observation_space
+    img_shape = (space["image"] if isinstance(space, gym.spaces.Dict) else space).shape
+    if img_shape[0] != policy.qnet.cfg.image_size:
+        raise ValueError(f"{path}: the policy takes {policy.qnet.cfg.image_size}px images, {env_id} renders {img_shape[0]}px (set image_size)")
+    t0 = time.monotonic()
+    bar = tqdm(total=episodes, desc=f"eval {domain}/{objects}", unit="ep", disable=not progress, dynamic_ncols=True)
+    results = []
+    chunk = max(len(env_list) * 4, 1)
+    try:
+        for start in range(0, episodes, chunk):
+            seeds = [seed + i for i in range(start, min(episodes, start + chunk))]
+            eps = run_episodes(env_list, policy.act, seeds, first_index=start)
+            results += eps
+            bar.update(len(eps))
+            bar.set_postfix(success=f"{np.mean([e.success for e in results]):.3f}", refresh=False)
+    finally:
+        bar.close()
+        for e in env_list:
+            e.close()
+    succ = int(sum(e.success for e in results))
+    lo, hi = wilson_interval(succ, episodes)
+    return {
+        "checkpoint": str(path),
+        "env": env_id,
+        "domain": domain,
+        "objects": objects,
+        "episodes": episodes,
+        "successes": succ,
+        "success": succ / episodes,
+        "success_low": lo,
+        "success_high": hi,
+        "mean_length": float(np.mean([e.length for e in results])),
+        "step": ckpt.get("step"),
+        "seed": seed,
+        "seconds": time.monotonic() - t0,
+    }

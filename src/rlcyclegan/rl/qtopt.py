@@ -1,0 +1,52 @@
+"""QT-Opt's TD learning, one short function per equation.
+
+    target = r + gamma * (1 - done) * V(s'),   V(s') = min(Q_targ1(s', a*), Q_targ2(s', a*)),
+    a* = CEM argmax of Q_targ1(s', .)
+
+Q_targ1 is a Polyak average of the online network and Q_targ2 a lagged copy refreshed every N
+steps (clipped double-Q). The loss is the log loss (cross-entropy) of sigmoid(Q) against the
+target, or the squared error as an option.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+    """V(s') of clipped double-Q: the elementwise minimum of the two target networks' values."""
+    return torch.minimum(q1, q2)
+
+
+def td_targets(reward: torch.Tensor, done: torch.Tensor, next_value: torch.Tensor, gamma: float = 0.9) -> torch.Tensor:
+    """r + gamma * V(s') for non-terminal s', r where s' is terminal (``done``)."""
+    return reward + gamma * (1.0 - done.float()) * next_value
+
+
+def td_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "log") -> torch.Tensor:
+    """Mean TD loss of Q = sigmoid(logits) against targets in [0, 1]: ``"log"`` (cross-entropy) or ``"mse"``."""
+    if kind == "log":
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+    if kind == "mse":
+        return F.mse_loss(torch.sigmoid(logits.float()), targets.float())
+    raise ValueError(f"td_loss: kind must be 'log' or 'mse', got {kind!r}")
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * online, parameter by parameter (buffers copied)."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.lerp_(o, 1.0 - decay)
+    for t, o in zip(target.buffers(), online.buffers()):
+        t.copy_(o)
+
+
+@torch.no_grad()
+def lagged_update(target: nn.Module, online: nn.Module, step: int, period: int) -> bool:
+    """Copy ``online`` into ``target`` when ``step`` is a multiple of ``period``; returns whether it did."""
+    if period <= 0 or step % period:
+        return False
+    target.load_state_dict(online.state_dict())
+    return True

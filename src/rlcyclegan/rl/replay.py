@@ -1,0 +1,112 @@
+"""Replay for QT-Opt: a bounded ring buffer of transitions, filled from stored episodes.
+
+QT-Opt mixes off-policy data loaded from disk with on-policy data from the current policy. Here
+there are two buffers, an ``offline`` one holding every stored episode and a bounded ``online``
+ring, and :func:`sample_mixed` draws a configurable fraction of each batch from the online one.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from rlcyclegan.data.store import Episode
+
+FIELDS = ("image", "next_image", "state", "next_state", "action", "reward", "done")
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring of (s, a, r, s', done) transitions with uint8 images.
+
+    ``done`` marks a terminal s' (no bootstrapping); a time-limit truncation is not done.
+    ``position`` and ``size`` (and the order of additions) fully determine the contents, which is
+    what exact resumption relies on.
+    """
+
+    def __init__(self, capacity: int, image_shape: tuple[int, int, int], state_dim: int, action_dim: int):
+        if capacity < 1:
+            raise ValueError(f"ReplayBuffer: capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.state_dim, self.action_dim = int(state_dim), int(action_dim)
+        self.image = np.zeros((capacity, *self.image_shape), np.uint8)
+        self.next_image = np.zeros((capacity, *self.image_shape), np.uint8)
+        self.state = np.zeros((capacity, state_dim), np.float32)
+        self.next_state = np.zeros((capacity, state_dim), np.float32)
+        self.action = np.zeros((capacity, action_dim), np.float32)
+        self.reward = np.zeros(capacity, np.float32)
+        self.done = np.zeros(capacity, np.bool_)
+        self.position = 0
+        self.size = 0
+        self.added = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add_episode(self, episode: Episode) -> None:
+        """Append the T transitions of an episode (its T+1 observations give s and s')."""
+        t = episode.length
+        if episode.images.shape[1:] != self.image_shape:
+            raise ValueError(f"ReplayBuffer: episode {episode.index} images are {episode.images.shape[1:]}, buffer holds {self.image_shape}")
+        if episode.actions.shape[1] != self.action_dim or episode.states.shape[1] != self.state_dim:
+            raise ValueError(
+                f"ReplayBuffer: episode {episode.index} has action dim {episode.actions.shape[1]} and state dim "
+                f"{episode.states.shape[1]}, buffer holds {self.action_dim} and {self.state_dim}"
+            )
+        self.add_transitions(
+            image=episode.images[:t],
+            next_image=episode.images[1:],
+            state=episode.states[:t],
+            next_state=episode.states[1:],
+            action=episode.actions,
+            reward=episode.rewards,
+            done=episode.terminated,
+        )
+
+    def add_episodes(self, episodes: Iterable[Episode]) -> None:
+        for ep in episodes:
+            self.add_episode(ep)
+
+    def add_transitions(self, **batch: np.ndarray) -> None:
+        """Append a batch of transitions given as arrays named as :data:`FIELDS`, oldest overwritten first."""
+        missing = set(FIELDS) - set(batch)
+        if missing:
+            raise ValueError(f"ReplayBuffer.add_transitions: missing field(s) {sorted(missing)}")
+        n = len(batch["action"])
+        if n > self.capacity:  # only the last `capacity` survive anyway
+            batch = {k: v[-self.capacity :] for k, v in batch.items()}
+            self.added += n - self.capacity
+            n = self.capacity
+        idx = (self.position + np.arange(n)) % self.capacity
+        for name in FIELDS:
+            getattr(self, name)[idx] = batch[name]
+        self.position = int((self.position + n) % self.capacity)
+        self.size = int(min(self.size + n, self.capacity))
+        self.added += n
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``n`` transitions drawn uniformly with replacement."""
+        if self.size == 0:
+            raise ValueError("ReplayBuffer.sample: the buffer is empty")
+        idx = rng.integers(0, self.size, n)
+        return {name: getattr(self, name)[idx] for name in FIELDS}
+
+
+def sample_mixed(
+    offline: ReplayBuffer | None, online: ReplayBuffer | None, n: int, online_fraction: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """A batch of ``n`` with ``round(n * online_fraction)`` rows from ``online`` (when it holds data)."""
+    have_off = offline is not None and len(offline) > 0
+    have_on = online is not None and len(online) > 0
+    if not have_off and not have_on:
+        raise ValueError("sample_mixed: both replay buffers are empty")
+    n_on = n if not have_off else (int(round(n * online_fraction)) if have_on else 0)
+    parts = []
+    if n - n_on:
+        parts.append(offline.sample(n - n_on, rng))  # type: ignore[union-attr]
+    if n_on:
+        parts.append(online.sample(n_on, rng))  # type: ignore[union-attr]
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}

@@ -1,0 +1,1 @@
+"""Training loops: QT-Opt (``train qtopt``) and, later, RL-CycleGAN."""

@@ -1,0 +1,137 @@
+"""Pieces shared by the training loops: run folders, devices, RNG state, metrics files, curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss: the run stops and the last good checkpoint stays in place."""
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context on CPU (fp32 keeps CPU runs exactly reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def to_jsonable(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(to_jsonable(data), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def rng_state(np_rng: np.random.Generator, torch_gen: torch.Generator) -> dict:
+    return {
+        "numpy": np_rng.bit_generator.state,
+        "torch_gen": torch_gen.get_state(),
+        "torch_global": torch.get_rng_state(),
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_state(state: dict, np_rng: np.random.Generator, torch_gen: torch.Generator) -> None:
+    np_rng.bit_generator.state = state["numpy"]
+    torch_gen.set_state(state["torch_gen"])
+    torch.set_rng_state(state["torch_global"])
+    random.setstate(state["python"])
+
+
+class MetricsLog:
+    """Append-only JSON-lines file of evaluation records; truncated to a step on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def records(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_after(self, step: int) -> None:
+        keep = [r for r in self.records() if r["step"] <= step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, self.path)
+
+
+def plot_success_curve(records: list[dict], path: Path, title: str) -> None:
+    """Success rate (with its 95% interval) against wall time and against episodes used."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    succ = np.array([r["success"] for r in records])
+    lo = np.array([r["success_low"] for r in records])
+    hi = np.array([r["success_high"] for r in records])
+    for ax, key, label in ((axes[0], "wall_minutes", "wall time (minutes, data collection included)"), (axes[1], "episodes", "environment episodes used (offline + on-policy)")):
+        x = np.array([r[key] for r in records])
+        ax.plot(x, succ, "o-", color="C0", ms=3)
+        ax.fill_between(x, lo, hi, color="C0", alpha=0.2, lw=0)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"success ({records[-1]['eval_episodes']} eval episodes, 95% CI)")
+    axes[0].set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+class Stopwatch:
+    """Wall time that survives resumption: ``offset`` seconds from earlier sessions plus this one."""
+
+    def __init__(self, offset: float = 0.0):
+        self.offset = offset
+        self.start = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.offset + time.monotonic() - self.start
+
+
+def dataclass_dict(obj: Any) -> dict:
+    return asdict(obj)

@@ -1,0 +1,490 @@
+"""QT-Opt on images, one file, top to bottom (CleanRL style).
+
+    rlcyclegan train qtopt --preset cpu --domain sim
+
+1. Off-policy data: stored episode folders (``--data``), or scripted episodes collected into the
+   run folder first.
+2. Loop: sample a batch mixing off-policy and on-policy replay; compute TD targets with CEM over
+   the Polyak target network and clipped double-Q with the lagged target; log-loss step; update
+   the targets. Every ``collect_every`` steps the current policy plays ``collect_episodes``
+   episodes (with exploration) that go to the on-policy ring buffer and to ``online/`` on disk.
+3. Every ``eval_every`` steps: greedy success on ``eval_objects`` (test = unseen shapes), written
+   to TensorBoard, ``metrics.jsonl`` and ``curve.png``; checkpoints go to ``checkpoints/``.
+
+Exact resumption: a checkpoint holds the weights, both targets, the optimizer, every RNG, the step
+and how many on-policy rounds were collected. On resume the on-policy buffer is rebuilt from the
+``online/`` round files up to that count (later rounds are recollected: collection depends only on
+the weights and the round's seeds), so a run killed at any point and resumed ends with the same
+weights as an uninterrupted one (CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from rlcyclegan.data.dataset import EpisodeDataset, wilson_interval
+from rlcyclegan.data.schema import parse_shard_name, shard_name
+from rlcyclegan.data.store import list_shards, read_shard, write_shard
+from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
+from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
+from rlcyclegan.rl.cem import cem_argmax
+from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlcyclegan.rl.policy import Policy
+from rlcyclegan.rl.qtopt import clipped_double_q, lagged_update, polyak_update, td_loss, td_targets
+from rlcyclegan.rl.replay import ReplayBuffer, sample_mixed
+from rlcyclegan.train.common import (
+    MetricsLog,
+    Stopwatch,
+    TrainingDiverged,
+    autocast,
+    pick_device,
+    plot_success_curve,
+    restore_rng_state,
+    rng_state,
+    to_jsonable,
+    write_json_atomic,
+)
+
+EVAL_SEED = 2_000_000_000
+"""Evaluation episodes during training use seeds EVAL_SEED + i (the same episodes at every eval)."""
+ONLINE_SEED = 1_000_000_000
+"""On-policy episode k is reset with ONLINE_SEED + seed * 10_000_000 + k."""
+
+
+@dataclass
+class QTOptConfig:
+    """QT-Opt training of a vision Q-network (the defaults are the `cpu` preset)."""
+
+    # ---- environment
+    env: str = "rlcyclegan/Grasp-v0"
+    """Gymnasium env id: image observations (a dict with "image" and optional "state", or the image) and a Box action."""
+    domain: str = "sim"
+    """Visual domain the policy is trained in (rlcyclegan envs: sim, randomized, real)."""
+    objects: str = "train"
+    """Object set for training episodes (rlcyclegan envs)."""
+    image_size: int = 64
+    """Camera image side in pixels."""
+    env_kwargs: str = "{}"
+    """Extra env constructor arguments as JSON (merged over domain/objects/image_size for rlcyclegan envs)."""
+
+    # ---- off-policy data
+    data: tuple[Path, ...] = ()
+    """Episode folders (from `rlcyclegan collect`) used as off-policy data; empty: collect `offline_episodes`."""
+    offline_episodes: int = 3000
+    """Scripted episodes collected into RUN/offline when --data is not given."""
+    offline_policy: str = "scripted"
+    """Policy that plays the collected off-policy episodes."""
+    offline_random_episodes: int = 1000
+    """Random-policy episodes added to the collected off-policy data (into RUN/offline-random) when --data is
+    not given: they close and terminate anywhere, so Q learns those actions fail instead of extrapolating."""
+    collect_workers: int = 2
+    """Processes for collecting the off-policy episodes."""
+
+    # ---- on-policy collection
+    online: bool = True
+    """Collect on-policy episodes with the current policy during training."""
+    online_start: int = 1000
+    """First training step at which on-policy collection starts."""
+    collect_every: int = 500
+    """Training steps between on-policy collection rounds."""
+    collect_episodes: int = 50
+    """Episodes played per collection round."""
+    online_capacity: int = 40_000
+    """Transitions kept in the on-policy ring buffer."""
+    online_fraction: float = 0.5
+    """Fraction of each batch drawn from on-policy data once there is any (QT-Opt moved to 50%)."""
+    epsilon: float = 0.05
+    """Probability of a uniform random action per step during collection."""
+    noise: float = 0.1
+    """Std of Gaussian noise on the CEM action during collection (fraction of the half range)."""
+    actor_workers: int = 0
+    """Worker processes for on-policy collection (0 = in the training process); weights are pushed every round."""
+    envs_per_worker: int = 16
+    """Envs stepped in lockstep per actor (CEM runs batched over them)."""
+
+    # ---- learning
+    steps: int = 12_000
+    """Gradient steps."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    lr: float = 5e-4
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """Adam (L2) weight decay; QT-Opt used 7e-5."""
+    grad_clip: float = 10.0
+    """Gradient-norm clip (0 = off)."""
+    gamma: float = 0.9
+    """Discount."""
+    loss: Literal["log", "mse"] = "log"
+    """TD loss on sigmoid Q: log loss (cross-entropy, QT-Opt) or squared error."""
+    polyak: float = 0.995
+    """Decay of the Polyak-averaged target network (QT-Opt: 0.9999 over far more steps)."""
+    lagged_period: int = 1000
+    """Steps between refreshes of the lagged target network."""
+    qnet: str = "default"
+    """Q-network size (string key: small, default, large)."""
+    cem_iterations: int = 2
+    """CEM iterations (acting and targets)."""
+    cem_samples: int = 64
+    """CEM samples per iteration."""
+    cem_elites: int = 6
+    """CEM elites refitted per iteration."""
+
+    # ---- evaluation, logging, checkpoints
+    eval_every: int = 1000
+    """Steps between evaluations (0 = only at the end)."""
+    eval_episodes: int = 100
+    """Greedy episodes per evaluation."""
+    eval_objects: str = "test"
+    """Object set for evaluation (test = shapes never seen in training)."""
+    eval_envs: int = 25
+    """Envs stepped in lockstep for evaluation."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints (one is always written at the end)."""
+    keep_checkpoints: int = 2
+    """Numbered checkpoints kept besides latest.pt."""
+    log_every: int = 50
+    """Steps between TensorBoard scalar writes."""
+    max_minutes: float = 0.0
+    """Stop (after a checkpoint) once this much wall time has passed, collection included (0 = no limit)."""
+
+    # ---- run
+    seed: int = 0
+    """Seed of everything (data collection, sampling, CEM, exploration)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu, cuda or cuda:N."""
+    threads: int = 0
+    """torch CPU threads (0 = leave torch's default)."""
+    out: Path = Path("runs")
+    """Parent folder of run folders."""
+    name: str = ""
+    """Run folder name (default: qtopt-DOMAIN-TIMESTAMP)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        image_size=32, offline_episodes=20, offline_random_episodes=10, collect_workers=1, steps=60, batch_size=16, qnet="small",
+        online_start=20, collect_every=20, collect_episodes=4, envs_per_worker=4, eval_every=30,
+        eval_episodes=4, eval_envs=4, checkpoint_every=20, log_every=10, cem_samples=16, cem_elites=4,
+        lagged_period=25, online_capacity=2000,
+    ),
+    "cpu": dict(),
+    "gpu": dict(
+        qnet="large", offline_episodes=20_000, offline_random_episodes=5000, collect_workers=8, steps=100_000, batch_size=256, lr=3e-4,
+        actor_workers=8, collect_every=250, collect_episodes=64, online_capacity=200_000,
+        eval_every=5000, eval_episodes=200, polyak=0.999, lagged_period=5000,
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> QTOptConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return replace(QTOptConfig(), **{**PRESETS[name], **overrides})
+
+
+# ===================================================================================== helpers
+def env_kwargs_for(cfg: QTOptConfig, objects: str | None = None) -> dict:
+    try:
+        extra = json.loads(cfg.env_kwargs or "{}")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--env-kwargs is not valid JSON: {e}") from e
+    if cfg.env.startswith("rlcyclegan/"):
+        return {"domain": cfg.domain, "objects": objects or cfg.objects, "image_size": cfg.image_size, **extra}
+    return extra
+
+
+def check_config(cfg: QTOptConfig) -> None:
+    problems = []
+    if cfg.steps < 1:
+        problems.append(f"steps must be >= 1 (got {cfg.steps})")
+    if cfg.batch_size < 1:
+        problems.append(f"batch_size must be >= 1 (got {cfg.batch_size})")
+    if not 0 <= cfg.online_fraction <= 1:
+        problems.append(f"online_fraction must be in [0, 1] (got {cfg.online_fraction})")
+    if not 0 <= cfg.polyak < 1:
+        problems.append(f"polyak must be in [0, 1) (got {cfg.polyak})")
+    if cfg.qnet not in QNET_PRESETS:
+        problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
+    if not cfg.data and cfg.offline_episodes < 1 and not cfg.online:
+        problems.append("no data: give --data, offline_episodes >= 1 or --online")
+    if problems:
+        raise ValueError("invalid QT-Opt config: " + "; ".join(problems))
+
+
+def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, np.ndarray]:
+    """Image shape, state size and action bounds of the configured env (checked: Box actions, image obs)."""
+    import gymnasium as gym
+
+    import rlcyclegan.envs  # noqa: F401
+
+    env = gym.make(cfg.env, **env_kwargs_for(cfg))
+    try:
+        if not isinstance(env.action_space, gym.spaces.Box) or env.action_space.shape is None or len(env.action_space.shape) != 1:
+            raise ValueError(f"{cfg.env}: QT-Opt needs a 1-D Box action space, got {env.action_space}")
+        space = env.observation_space
+        img_space = space["image"] if isinstance(space, gym.spaces.Dict) else space
+        if not isinstance(img_space, gym.spaces.Box) or len(img_space.shape) != 3 or img_space.shape[-1] != 3:
+            raise ValueError(f"{cfg.env}: observations must be an (H, W, 3) image or a dict with one under 'image', got {space}")
+        state_dim = int(space["state"].shape[0]) if isinstance(space, gym.spaces.Dict) and "state" in space.spaces else 0
+        return tuple(img_space.shape), state_dim, env.action_space.low.copy(), env.action_space.high.copy()
+    finally:
+        env.close()
+
+
+def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim, progress: bool) -> tuple[ReplayBuffer | None, int]:
+    """The off-policy buffer (all stored transitions) and the number of episodes in it."""
+    dirs = list(cfg.data)
+    if not dirs and cfg.offline_episodes > 0:
+        from rlcyclegan.data.collect import collect
+
+        summary = collect(cfg.env, env_kwargs_for(cfg), cfg.offline_policy, cfg.offline_episodes, run / "offline",
+                          workers=cfg.collect_workers, seed=cfg.seed * 10_000_000, progress=progress)
+        print(f"off-policy data: {summary['episodes']} {cfg.offline_policy} episodes, success {summary['success_rate']:.3f}")
+        dirs = [run / "offline"]
+        if cfg.offline_random_episodes > 0:
+            summary = collect(cfg.env, env_kwargs_for(cfg), "random", cfg.offline_random_episodes, run / "offline-random",
+                              workers=cfg.collect_workers, seed=cfg.seed * 10_000_000 + 5_000_000, progress=progress)
+            print(f"off-policy data: {summary['episodes']} random episodes, success {summary['success_rate']:.3f}")
+            dirs.append(run / "offline-random")
+    if not dirs:
+        return None, 0
+    sets = [EpisodeDataset(d) for d in dirs]
+    for d, ds in zip(dirs, sets):
+        if ds.image_shape != tuple(image_shape):
+            raise ValueError(f"{d}: images are {ds.image_shape}, the env renders {tuple(image_shape)}")
+    total = sum(ds.num_steps for ds in sets)
+    buf = ReplayBuffer(total, image_shape, state_dim, action_dim)
+    for ds in sets:
+        tr = ds.transitions()
+        imgs = ds.images()
+        buf.add_transitions(image=imgs[tr["obs_index"]], next_image=imgs[tr["next_obs_index"]], state=tr["state"],
+                            next_state=tr["next_state"], action=tr["action"], reward=tr["reward"], done=tr["done"])
+    return buf, sum(ds.num_episodes for ds in sets)
+
+
+def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int) -> GraspQNet:
+    return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim, "action_dim": action_dim}))
+
+
+def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -> dict:
+    """Greedy success rate over ``episodes`` episodes (seeds ``seed + i``) with its Wilson interval."""
+    eps = run_episodes(envs, policy.act, [seed + i for i in range(episodes)])
+    succ = int(sum(e.success for e in eps))
+    lo, hi = wilson_interval(succ, episodes)
+    return {"success": succ / episodes, "success_low": lo, "success_high": hi, "successes": succ,
+            "eval_episodes": episodes, "mean_length": float(np.mean([e.length for e in eps]))}
+
+
+def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch.optim.Optimizer, batch: dict, bounds: tuple,
+              cfg: QTOptConfig, cem_gen: torch.Generator, device: torch.device) -> tuple[float, torch.Tensor, torch.Tensor, float]:
+    """One QT-Opt gradient step on a batch of tensors; returns (loss, logits, targets, grad norm).
+
+    The optimizer does not step when the loss is not finite (the caller stops the run).
+    """
+    cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
+    # TD target: CEM argmax on the Polyak target, min with the lagged target there (clipped double-Q)
+    with torch.no_grad(), autocast(device):
+        feats = q_polyak.encode(batch["next_image"])
+        a_star, logit1 = cem_argmax(lambda s, a: q_polyak.head(s[0], s[1], a), (feats, batch["next_state"]), bounds, generator=cem_gen, **cem)
+        logit2 = q_lagged.head(q_lagged.encode(batch["next_image"]), batch["next_state"], a_star)
+        v_next = clipped_double_q(torch.sigmoid(logit1.float()), torch.sigmoid(logit2.float()))
+        target = td_targets(batch["reward"], batch["done"], v_next, cfg.gamma)
+    with autocast(device):
+        logits = q(batch["image"], batch["state"], batch["action"])
+    loss = td_loss(logits, target, cfg.loss)
+    if not torch.isfinite(loss):
+        return float(loss.item()), logits, target, float("nan")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    opt.step()
+    return float(loss.item()), logits, target, float(gnorm)
+
+
+# ===================================================================================== training
+def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
+    """Train (or resume) a QT-Opt run; returns the run folder."""
+    import gymnasium as gym
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    check_config(cfg)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+
+    # ---- run folder
+    if resume is not None:
+        run = Path(resume)
+    else:
+        run = cfg.out / (cfg.name or f"qtopt-{cfg.domain}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (run / "checkpoints" / "latest.pt").exists():
+            raise FileExistsError(f"{run} already holds a run; resume it with --resume {run}")
+        run.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run / "config.json", cfg)
+    ckpt = load_checkpoint(run, kind="qtopt") if resume is not None else None
+    clock = Stopwatch(ckpt["elapsed"] if ckpt else 0.0)
+
+    # ---- data and networks
+    image_shape, state_dim, low, high = probe_env(cfg)
+    action_dim = len(low)
+    offline, offline_episodes = load_offline(cfg, run, image_shape, state_dim, action_dim, cfg.progress)
+    online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim) if cfg.online else None
+    q = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
+    q_polyak = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
+    q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
+    sample_rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    q.load_state_dict(make_qnet(cfg, image_shape, state_dim, action_dim).state_dict())
+    q_polyak.load_state_dict(q.state_dict())
+    q_lagged.load_state_dict(q.state_dict())
+    for t in (q_polyak, q_lagged):
+        t.requires_grad_(False)
+    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cem_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
+    cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
+
+    step, rounds, online_episodes = 0, 0, 0
+    metrics = MetricsLog(run / "metrics.jsonl")
+    online_dir = run / "online"
+    if ckpt is not None:
+        saved_q = ckpt["policy"]["qnet_config"]
+        if saved_q != q.cfg.to_dict():
+            diff = {k: (saved_q.get(k), v) for k, v in q.cfg.to_dict().items() if saved_q.get(k) != v}
+            raise CheckpointError(f"{run}: checkpoint Q-network differs from the config (field: (checkpoint, config)): {diff}")
+        q.load_state_dict(ckpt["policy"]["qnet"])
+        q_polyak.load_state_dict(ckpt["q_polyak"])
+        q_lagged.load_state_dict(ckpt["q_lagged"])
+        opt.load_state_dict(ckpt["optimizer"])
+        restore_rng_state(ckpt["rng"], sample_rng, cem_gen)
+        step, rounds, online_episodes = ckpt["step"], ckpt["rounds"], ckpt["online_episodes"]
+        metrics.truncate_after(step)
+        for path in list_shards(online_dir) if online_dir.exists() else []:
+            if parse_shard_name(path.name) < online_episodes:
+                online.add_episodes(read_shard(path).episodes())  # type: ignore[union-attr]
+            else:
+                path.unlink()  # collected after the checkpoint: recollected identically below
+        print(f"resumed {run} at step {step} ({rounds} on-policy rounds, {online_episodes} episodes)")
+    elif online_dir.exists():
+        shutil.rmtree(online_dir)
+
+    # ---- actors
+    spec = ActorSpec(cfg.env, env_kwargs_for(cfg), cfg.envs_per_worker, q.cfg.to_dict(), low.tolist(), high.tolist(), {"cem_" + k: v for k, v in cem.items()})
+    actors = ActorPool(spec, cfg.actor_workers) if cfg.online else None
+    eval_envs = [gym.make(cfg.env, **env_kwargs_for(cfg, objects=cfg.eval_objects)) for _ in range(cfg.eval_envs)]
+    eval_policy = Policy(make_qnet(cfg, image_shape, state_dim, action_dim), low, high, device=device, seed=cfg.seed + 2, **{"cem_" + k: v for k, v in cem.items()})
+    writer = SummaryWriter(str(run / "tb"), purge_step=step if ckpt else None)
+
+    def checkpoint() -> None:
+        payload = {
+            "kind": "qtopt",
+            "config": to_jsonable(cfg),
+            "policy": {"qnet_config": q.cfg.to_dict(), "qnet": q.state_dict(), "action_low": low, "action_high": high,
+                       "cem": {"cem_" + k: v for k, v in cem.items()}, "env": {"id": cfg.env, "kwargs": env_kwargs_for(cfg)}},
+            "q_polyak": q_polyak.state_dict(),
+            "q_lagged": q_lagged.state_dict(),
+            "optimizer": opt.state_dict(),
+            "rng": rng_state(sample_rng, cem_gen),
+            "step": step,
+            "rounds": rounds,
+            "online_episodes": online_episodes,
+            "elapsed": clock(),
+        }
+        path = save_checkpoint(run / "checkpoints" / f"step_{step:08d}.pt", payload)
+        shutil.copyfile(path, run / "checkpoints" / "latest.pt.tmp")
+        (run / "checkpoints" / "latest.pt.tmp").replace(run / "checkpoints" / "latest.pt")
+        numbered = sorted((run / "checkpoints").glob("step_*.pt"))
+        for old in numbered[: max(0, len(numbered) - cfg.keep_checkpoints)]:
+            old.unlink()
+
+    def run_eval() -> dict:
+        eval_policy.qnet.load_state_dict(q.state_dict())
+        eval_policy.generator.manual_seed(cfg.seed + 2)
+        res = evaluate(eval_policy, eval_envs, cfg.eval_episodes)
+        rec = {"step": step, "wall_minutes": clock() / 60, "episodes": offline_episodes + online_episodes, **res}
+        metrics.append(rec)
+        writer.add_scalar("eval/success", res["success"], step)
+        writer.add_scalar("eval/success_vs_minutes", res["success"], int(clock()))
+        writer.add_scalar("eval/mean_length", res["mean_length"], step)
+        plot_success_curve(metrics.records(), run / "curve.png", f"QT-Opt {cfg.env} {cfg.domain}, {cfg.eval_objects} objects")
+        return rec
+
+    def collect_round() -> None:
+        nonlocal rounds, online_episodes
+        first = online_episodes
+        seeds = [ONLINE_SEED + cfg.seed * 10_000_000 + first + i for i in range(cfg.collect_episodes)]
+        eps = actors.collect(q.state_dict(), seeds, first, rng_seed=cfg.seed * 1_000_003 + rounds, epsilon=cfg.epsilon, noise=cfg.noise)  # type: ignore[union-attr]
+        write_shard(online_dir / shard_name(first), eps, env_id=cfg.env, domain=cfg.domain, objects=cfg.objects,
+                    policy="qtopt", env_kwargs=env_kwargs_for(cfg), extra_attrs={"round": rounds, "step": step})
+        online.add_episodes(eps)  # type: ignore[union-attr]
+        rounds += 1
+        online_episodes += len(eps)
+        writer.add_scalar("collect/success", float(np.mean([e.success for e in eps])), step)
+        writer.add_scalar("collect/online_transitions", len(online), step)  # type: ignore[arg-type]
+
+    # ---- the loop
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"qtopt {run.name}", unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    last_rec: dict = {}
+    t_log, s_log = time.monotonic(), step
+    try:
+        while step < cfg.steps:
+            if cfg.online and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 and rounds <= (step - cfg.online_start) // cfg.collect_every:
+                collect_round()
+            frac = cfg.online_fraction if (online is not None and len(online)) else 0.0
+            b = sample_mixed(offline, online, cfg.batch_size, frac, sample_rng)
+            t = {k: torch.as_tensor(v, device=device) for k, v in b.items()}
+
+            loss, logits, target, gnorm = td_update(q, q_polyak, q_lagged, opt, t, (low, high), cfg, cem_gen, device)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"non-finite TD loss ({loss}) at step {step}; the last good checkpoint is {run / 'checkpoints' / 'latest.pt'}")
+            step += 1
+            polyak_update(q_polyak, q, cfg.polyak)
+            lagged_update(q_lagged, q, step, cfg.lagged_period)
+            bar.update(1)
+
+            if step % cfg.log_every == 0:
+                now = time.monotonic()
+                qv = torch.sigmoid(logits.detach().float())
+                scalars = {"loss/td": loss, "q/mean": qv.mean().item(), "q/max": qv.max().item(), "q/target_mean": target.mean().item(),
+                           "q/grad_norm": float(gnorm), "perf/steps_per_second": (step - s_log) / max(now - t_log, 1e-9),
+                           "perf/wall_minutes": clock() / 60, "data/online_fraction": frac}
+                for k, v in scalars.items():
+                    writer.add_scalar(k, v, step)
+                t_log, s_log = now, step
+                bar.set_postfix(loss=f"{loss:.3f}", q=f"{qv.mean().item():.2f}", succ=f"{last_rec.get('success', float('nan')):.2f}", refresh=False)
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                last_rec = run_eval()
+            out_of_time = cfg.max_minutes > 0 and clock() > cfg.max_minutes * 60
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+                if step == cfg.steps and not (cfg.eval_every and step % cfg.eval_every == 0):
+                    last_rec = run_eval()
+                checkpoint()
+            if out_of_time:
+                print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
+                break
+    finally:
+        bar.close()
+        writer.close()
+        if actors is not None:
+            actors.close()
+        for e in eval_envs:
+            e.close()
+    if last_rec:
+        print(f"step {step}: success {last_rec['success']:.3f} [{last_rec['success_low']:.3f}, {last_rec['success_high']:.3f}] "
+              f"on {last_rec['eval_episodes']} {cfg.eval_objects}-object episodes, {clock() / 60:.1f} min")
+    print(f"run folder: {run}")
+    return run
+

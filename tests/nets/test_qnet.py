@@ -1,0 +1,116 @@
+"""The QT-Opt Q-network: shapes, one image encoding per state, and its errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlcyclegan.nets.qnet import GraspQNet, QNetConfig, make_qnet
+
+TINY = dict(channels=4, head_channels=4, hidden=8)
+
+
+def tiny_qnet(**kw) -> GraspQNet:
+    torch.manual_seed(0)
+    return GraspQNet(QNetConfig(**{**TINY, **kw}))
+
+
+def images(b: int, size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, size, size, 3), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_forward_gives_one_logit_per_state_action_pair(image_size):
+    net = tiny_qnet(image_size=image_size, merge_size=4, state_dim=2, action_dim=3)
+
+    logits = net(images(5, image_size), torch.randn(5, 2), torch.randn(5, 3))
+
+    assert logits.shape == (5,)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_head_gives_logits_for_n_actions_per_state(image_size):
+    net = tiny_qnet(image_size=image_size, merge_size=4, state_dim=2, action_dim=3)
+
+    feats = net.encode(images(4, image_size))
+    logits = net.head(feats, torch.randn(4, 2), torch.randn(4, 7, 3))
+
+    assert feats.shape == (4, TINY["head_channels"], 4, 4)
+    assert logits.shape == (4, 7)
+
+
+def test_network_without_state_accepts_empty_state_vectors():
+    net = tiny_qnet(image_size=32, state_dim=0, action_dim=2)
+
+    logits = net.head(net.encode(images(3, 32)), torch.zeros(3, 0), torch.randn(3, 5, 2))
+
+    assert logits.shape == (3, 5) and torch.isfinite(logits).all()
+
+
+def test_float_nchw_image_gives_the_same_logits_as_uint8_nhwc():
+    net = tiny_qnet(image_size=32, action_dim=2)
+    img = images(2, 32)
+    as_float = img.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+    state, action = torch.randn(2, 2), torch.randn(2, 2)
+
+    torch.testing.assert_close(net(as_float, state, action), net(img, state, action))
+
+
+def test_head_over_n_actions_equals_forward_of_each_action():
+    net = tiny_qnet(image_size=32, state_dim=2, action_dim=3).eval()
+    img, state = images(3, 32, seed=1), torch.randn(3, 2)
+    actions = torch.rand(3, 6, 3) * 2 - 1
+
+    with torch.no_grad():
+        batched = net.head(net.encode(img), state, actions)
+        one_by_one = torch.stack([net(img, state, actions[:, j]) for j in range(actions.shape[1])], dim=1)
+
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
+    assert batched.std() > 0  # different actions really score differently
+
+
+def test_head_runs_the_image_tower_once_per_state():
+    net = tiny_qnet(image_size=32, action_dim=3)
+    calls = []
+    net.tower.register_forward_hook(lambda module, inp, out: calls.append(inp[0].shape[0]))
+
+    net.head(net.encode(images(4, 32)), torch.randn(4, 2), torch.randn(4, 50, 3))
+
+    assert calls == [4]
+
+
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [
+        ((2, 16, 16, 3), torch.uint8),  # wrong size
+        ((2, 32, 32, 4), torch.uint8),  # RGBA
+        ((32, 32, 3), torch.uint8),  # unbatched
+        ((2, 3, 32, 32), torch.uint8),  # uint8 must be NHWC
+        ((2, 32, 32, 3), torch.float32),  # float must be NCHW
+    ],
+)
+def test_bad_image_shape_raises_naming_the_shape(shape, dtype):
+    net = tiny_qnet(image_size=32)
+
+    with pytest.raises(ValueError, match="image has shape") as err:
+        net.encode(torch.zeros(shape, dtype=dtype))
+
+    assert str(shape) in str(err.value)
+
+
+def test_image_size_that_is_not_merge_size_times_a_power_of_two_raises():
+    with pytest.raises(ValueError, match="image_size"):
+        GraspQNet(QNetConfig(image_size=48, merge_size=4))
+
+
+def test_make_qnet_applies_preset_and_overrides():
+    net = make_qnet("small", image_size=32, action_dim=2)
+
+    assert net.cfg.channels == 16 and net.cfg.image_size == 32 and net.cfg.action_dim == 2
+
+
+def test_make_qnet_unknown_name_raises():
+    with pytest.raises(ValueError, match="'huge'"):
+        make_qnet("huge")
