@@ -62,7 +62,7 @@ def test_exploration_keeps_actions_inside_the_bounds():
     actions = Policy(qnet(), LOW, HIGH, **CEM).act(obs(batch=64), epsilon=0.5, noise=3.0)
 
     assert np.all(actions >= LOW) and np.all(actions <= HIGH)
-    assert len(np.unique(actions[:, 0])) > 32
+    assert (actions == LOW).any() and (actions == HIGH).any()  # the noise pushed some out: clipped, not dropped
 
 
 def test_greedy_action_scores_at_least_as_high_as_random_actions():

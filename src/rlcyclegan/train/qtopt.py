@@ -189,7 +189,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_config(name: str, **overrides) -> QTOptConfig:
+def preset_config(name: str, /, **overrides) -> QTOptConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return replace(QTOptConfig(), **{**PRESETS[name], **overrides})
