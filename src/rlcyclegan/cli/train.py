@@ -6,10 +6,13 @@ import sys
 from pathlib import Path
 
 
+RESUMABLE_CHANGES = ("steps", "max_minutes", "progress")
+"""Config fields a resumed run may change (they do not alter what a training step computes)."""
+
+
 def _split_preset(argv: list[str]) -> tuple[str, Path | None, list[str]]:
     """Take ``--preset NAME`` and ``--resume DIR`` out of argv (the preset sets tyro's defaults)."""
     preset, resume, rest = "cpu", None, []
-    it = iter(range(len(argv)))
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -30,7 +33,6 @@ def _split_preset(argv: list[str]) -> tuple[str, Path | None, list[str]]:
         else:
             rest.append(a)
         i += 1
-    del it
     return preset, resume, rest
 
 
@@ -48,12 +50,10 @@ def qtopt(argv: list[str]) -> int:
     description = (
         "Train a QT-Opt Q-network policy from images. --preset tiny|cpu|gpu sets the defaults below "
         "(cpu is the default); --resume RUN_DIR continues a run exactly from its last checkpoint "
-        "(its saved config is used; --steps may be raised to train longer)."
+        "(its saved config is used; --steps and --max-minutes may be raised to train longer)."
     )
     if resume is not None:
         import json
-
-        from rlcyclegan.train.common import to_jsonable  # noqa: F401
 
         cfg_path = resume / "config.json"
         if not cfg_path.is_file():
@@ -64,11 +64,12 @@ def qtopt(argv: list[str]) -> int:
         saved["out"] = Path(saved["out"])
         base = QTOptConfig(**saved)
         cfg = tyro.cli(QTOptConfig, default=base, args=rest, prog="rlcyclegan train qtopt", description=description)
-        changed = {k for k in saved if k != "steps" and getattr(cfg, k) != getattr(base, k)}
+        changed = {k for k in saved if k not in RESUMABLE_CHANGES and getattr(cfg, k) != getattr(base, k)}
         if changed:
-            print(f"rlcyclegan train qtopt: --resume keeps the run's config; only --steps may change (got {sorted(changed)})", file=sys.stderr)
+            print(f"rlcyclegan train qtopt: --resume keeps the run's config; only {', '.join(RESUMABLE_CHANGES)} may change "
+                  f"(got {sorted(changed)})", file=sys.stderr)
             return 2
-        if cfg.steps != base.steps:
+        if any(getattr(cfg, k) != getattr(base, k) for k in RESUMABLE_CHANGES):
             from rlcyclegan.train.common import write_json_atomic
 
             write_json_atomic(cfg_path, cfg)

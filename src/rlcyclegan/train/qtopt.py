@@ -95,9 +95,9 @@ class QTOptConfig:
     """Collect on-policy episodes with the current policy during training."""
     online_start: int = 1000
     """First training step at which on-policy collection starts."""
-    collect_every: int = 500
+    collect_every: int = 250
     """Training steps between on-policy collection rounds."""
-    collect_episodes: int = 50
+    collect_episodes: int = 25
     """Episodes played per collection round."""
     online_capacity: int = 40_000
     """Transitions kept in the on-policy ring buffer."""
@@ -113,7 +113,7 @@ class QTOptConfig:
     """Envs stepped in lockstep per actor (CEM runs batched over them)."""
 
     # ---- learning
-    steps: int = 12_000
+    steps: int = 18_000
     """Gradient steps."""
     batch_size: int = 64
     """Transitions per gradient step."""
@@ -131,6 +131,8 @@ class QTOptConfig:
     """Decay of the Polyak-averaged target network (QT-Opt: 0.9999 over far more steps)."""
     lagged_period: int = 1000
     """Steps between refreshes of the lagged target network."""
+    augment_shift: int = 4
+    """Random image shift (pixels, replicate padding) applied to s and s' of every batch, as in DrQ (0 = off)."""
     qnet: str = "default"
     """Q-network size (string key: small, default, large)."""
     cem_iterations: int = 2
@@ -155,7 +157,7 @@ class QTOptConfig:
     """Numbered checkpoints kept besides latest.pt."""
     log_every: int = 50
     """Steps between TensorBoard scalar writes."""
-    max_minutes: float = 0.0
+    max_minutes: float = 58.0
     """Stop (after a checkpoint) once this much wall time has passed, collection included (0 = no limit)."""
 
     # ---- run
@@ -178,13 +180,13 @@ PRESETS: dict[str, dict] = {
         image_size=32, offline_episodes=20, offline_random_episodes=10, collect_workers=1, steps=60, batch_size=16, qnet="small",
         online_start=20, collect_every=20, collect_episodes=4, envs_per_worker=4, eval_every=30,
         eval_episodes=4, eval_envs=4, checkpoint_every=20, log_every=10, cem_samples=16, cem_elites=4,
-        lagged_period=25, online_capacity=2000,
+        lagged_period=25, online_capacity=2000, max_minutes=0.0,
     ),
-    "cpu": dict(),
+    "cpu": dict(),  # the dataclass defaults
     "gpu": dict(
         qnet="large", offline_episodes=20_000, offline_random_episodes=5000, collect_workers=8, steps=100_000, batch_size=256, lr=3e-4,
         actor_workers=8, collect_every=250, collect_episodes=64, online_capacity=200_000,
-        eval_every=5000, eval_episodes=200, polyak=0.999, lagged_period=5000,
+        eval_every=5000, eval_episodes=200, polyak=0.999, lagged_period=5000, max_minutes=0.0,
     ),
 }
 
@@ -286,6 +288,17 @@ def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -
     lo, hi = wilson_interval(succ, episodes)
     return {"success": succ / episodes, "success_low": lo, "success_high": hi, "successes": succ,
             "eval_episodes": episodes, "mean_length": float(np.mean([e.length for e in eps]))}
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each uint8 (B, H, W, C) image by up to ``pad`` pixels in x and y (edges replicated)."""
+    b, h, w, _ = images.shape
+    padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=generator.device).to(images.device)
+    rows = (offsets[:, 0, None] + torch.arange(h, device=images.device))[:, :, None]  # (B, H, 1)
+    cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, W)
+    out = padded[torch.arange(b, device=images.device)[:, None, None], :, rows, cols]  # (B, H, W, C)
+    return out.to(torch.uint8)
 
 
 def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch.optim.Optimizer, batch: dict, bounds: tuple,
@@ -446,6 +459,9 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             frac = cfg.online_fraction if (online is not None and len(online)) else 0.0
             b = sample_mixed(offline, online, cfg.batch_size, frac, sample_rng)
             t = {k: torch.as_tensor(v, device=device) for k, v in b.items()}
+            if cfg.augment_shift > 0:
+                t["image"] = random_shift(t["image"], cfg.augment_shift, cem_gen)
+                t["next_image"] = random_shift(t["next_image"], cfg.augment_shift, cem_gen)
 
             loss, logits, target, gnorm = td_update(q, q_polyak, q_lagged, opt, t, (low, high), cfg, cem_gen, device)
             if not math.isfinite(loss):
@@ -469,7 +485,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 last_rec = run_eval()
             out_of_time = cfg.max_minutes > 0 and clock() > cfg.max_minutes * 60
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
-                if step == cfg.steps and not (cfg.eval_every and step % cfg.eval_every == 0):
+                if (step == cfg.steps or out_of_time) and not (cfg.eval_every and step % cfg.eval_every == 0):
                     last_rec = run_eval()
                 checkpoint()
             if out_of_time:
