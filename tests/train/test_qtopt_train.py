@@ -223,12 +223,13 @@ def test_resuming_with_another_q_network_from_python_raises_checkpoint_error(ban
         train_qtopt(cfg, resume=run)
 
 
-def test_resume_refuses_changed_settings_other_than_steps(bandit_run, tmp_path, capsys):
+def test_resume_refuses_changed_settings_other_than_steps_and_time(bandit_run, tmp_path, capsys):
     run = _copy_run(bandit_run, tmp_path)
 
     code = main(["train", "qtopt", "--resume", str(run), "--lr", "0.1"])
 
-    assert code == 2 and "only --steps may change" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "only steps, max_minutes, progress may change" in err and "lr" in err
 
 
 def test_resume_with_more_steps_trains_on_from_the_last_checkpoint(bandit_run, tmp_path):

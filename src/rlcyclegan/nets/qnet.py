@@ -35,6 +35,8 @@ class QNetConfig:
     """Channels of the conv layers after the action merge."""
     hidden: int = 64
     """Width of the action/state embedding and of the MLP head."""
+    coords: bool = False
+    """Append two pixel-coordinate channels to the image (CoordConv), which helps locating things."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +59,7 @@ class GraspQNet(nn.Module):
         self.cfg = cfg
         halvings = _check_power_of_two_ratio(cfg.image_size, cfg.merge_size)
         c = cfg.channels
-        layers: list[nn.Module] = [nn.Conv2d(3, c, 5, stride=2, padding=2), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [nn.Conv2d(5 if cfg.coords else 3, c, 5, stride=2, padding=2), nn.ReLU(inplace=True)]
         ch = c
         for i in range(halvings - 1):
             out = 2 * c if i == halvings - 2 else c
@@ -94,7 +96,13 @@ class GraspQNet(nn.Module):
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Image tower, once per state: (B, ...) image -> (B, C, m, m) feature map."""
-        return self.tower(self.preprocess(image))
+        x = self.preprocess(image)
+        if self.cfg.coords:
+            b, _, h, w = x.shape
+            ys = torch.linspace(-0.5, 0.5, h, device=x.device, dtype=x.dtype)[:, None].expand(h, w)
+            xs = torch.linspace(-0.5, 0.5, w, device=x.device, dtype=x.dtype)[None, :].expand(h, w)
+            x = torch.cat([x, torch.stack([ys, xs]).expand(b, 2, h, w)], dim=1).contiguous(memory_format=torch.channels_last)
+        return self.tower(x)
 
     def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Logits for N actions per state: features (B, C, m, m), state (B, S), action (B, N, A) -> (B, N).

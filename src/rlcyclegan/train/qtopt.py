@@ -102,7 +102,10 @@ class QTOptConfig:
     online_capacity: int = 40_000
     """Transitions kept in the on-policy ring buffer."""
     online_fraction: float = 0.5
-    """Fraction of each batch drawn from on-policy data once there is any (QT-Opt moved to 50%)."""
+    """Fraction of each batch drawn from on-policy data once the on-policy buffer is full enough (QT-Opt moved to 50%)."""
+    online_ramp: int = 10_000
+    """On-policy transitions at which `online_fraction` is reached; below, the fraction grows in proportion
+    (so the first few on-policy episodes are not replayed hundreds of times)."""
     epsilon: float = 0.05
     """Probability of a uniform random action per step during collection."""
     noise: float = 0.1
@@ -125,6 +128,10 @@ class QTOptConfig:
     """Gradient-norm clip (0 = off)."""
     gamma: float = 0.9
     """Discount."""
+    step_penalty: float = 0.05
+    """Subtracted from the reward of every step that does not end the episode, as QT-Opt does (-0.05) to
+    favour grasping sooner; targets are clipped to [0, 1] for the sigmoid Q. Applied at learning time, so
+    stored data keeps the env's reward."""
     loss: Literal["log", "mse"] = "log"
     """TD loss on sigmoid Q: log loss (cross-entropy, QT-Opt) or squared error."""
     polyak: float = 0.995
@@ -135,6 +142,8 @@ class QTOptConfig:
     """Random image shift (pixels, replicate padding) applied to s and s' of every batch, as in DrQ (0 = off)."""
     qnet: str = "default"
     """Q-network size (string key: small, default, large)."""
+    qnet_coords: bool = False
+    """Give the Q-network pixel-coordinate input channels (CoordConv)."""
     cem_iterations: int = 2
     """CEM iterations (acting and targets)."""
     cem_samples: int = 64
@@ -180,7 +189,7 @@ PRESETS: dict[str, dict] = {
         image_size=32, offline_episodes=20, offline_random_episodes=10, collect_workers=1, steps=60, batch_size=16, qnet="small",
         online_start=20, collect_every=20, collect_episodes=4, envs_per_worker=4, eval_every=30,
         eval_episodes=4, eval_envs=4, checkpoint_every=20, log_every=10, cem_samples=16, cem_elites=4,
-        lagged_period=25, online_capacity=2000, max_minutes=0.0,
+        lagged_period=25, online_capacity=2000, online_ramp=50, max_minutes=0.0,
     ),
     "cpu": dict(),  # the dataclass defaults
     "gpu": dict(
@@ -278,7 +287,8 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
 
 
 def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int) -> GraspQNet:
-    return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim, "action_dim": action_dim}))
+    return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim,
+                                   "action_dim": action_dim, "coords": cfg.qnet_coords}))
 
 
 def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -> dict:
@@ -288,6 +298,13 @@ def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -
     lo, hi = wilson_interval(succ, episodes)
     return {"success": succ / episodes, "success_low": lo, "success_high": hi, "successes": succ,
             "eval_episodes": episodes, "mean_length": float(np.mean([e.length for e in eps]))}
+
+
+def online_mix(cfg: QTOptConfig, online_size: int) -> float:
+    """Fraction of a batch drawn from the on-policy buffer: ramps up to `online_fraction` at `online_ramp` transitions."""
+    if online_size == 0:
+        return 0.0
+    return cfg.online_fraction * min(1.0, online_size / max(cfg.online_ramp, 1))
 
 
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -314,7 +331,8 @@ def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch
         a_star, logit1 = cem_argmax(lambda s, a: q_polyak.head(s[0], s[1], a), (feats, batch["next_state"]), bounds, generator=cem_gen, **cem)
         logit2 = q_lagged.head(q_lagged.encode(batch["next_image"]), batch["next_state"], a_star)
         v_next = clipped_double_q(torch.sigmoid(logit1.float()), torch.sigmoid(logit2.float()))
-        target = td_targets(batch["reward"], batch["done"], v_next, cfg.gamma)
+        reward = batch["reward"] - cfg.step_penalty * (~batch["done"]).float()
+        target = td_targets(reward, batch["done"], v_next, cfg.gamma).clamp(0.0, 1.0)
     with autocast(device):
         logits = q(batch["image"], batch["state"], batch["action"])
     loss = td_loss(logits, target, cfg.loss)
@@ -356,12 +374,11 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     action_dim = len(low)
     offline, offline_episodes = load_offline(cfg, run, image_shape, state_dim, action_dim, cfg.progress)
     online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim) if cfg.online else None
+    torch.manual_seed(cfg.seed)
+    sample_rng = np.random.default_rng(cfg.seed)
     q = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
     q_polyak = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
     q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
-    sample_rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    q.load_state_dict(make_qnet(cfg, image_shape, state_dim, action_dim).state_dict())
     q_polyak.load_state_dict(q.state_dict())
     q_lagged.load_state_dict(q.state_dict())
     for t in (q_polyak, q_lagged):
@@ -456,7 +473,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         while step < cfg.steps:
             if cfg.online and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 and rounds <= (step - cfg.online_start) // cfg.collect_every:
                 collect_round()
-            frac = cfg.online_fraction if (online is not None and len(online)) else 0.0
+            frac = online_mix(cfg, len(online) if online is not None else 0)
             b = sample_mixed(offline, online, cfg.batch_size, frac, sample_rng)
             t = {k: torch.as_tensor(v, device=device) for k, v in b.items()}
             if cfg.augment_shift > 0:
