@@ -2,7 +2,7 @@
 
 Renders states of rlcyclegan/Grasp-v0 (random motions from random resets) with privileged labels
 (TCP position, offset from the TCP to the nearest object in x/y), trains the tower of a GraspQNet
-plus a small MLP to regress them, and prints the test mean absolute error in cm next to the error
+plus a small MLP to regress them (and the mean x/y of all objects), and prints the test mean absolute error in cm next to the error
 of predicting the training mean. A tower that cannot regress the object offset with supervision
 will not learn to approach objects from a sparse grasp reward either.
 
@@ -34,7 +34,7 @@ def render_dataset(episodes: int, steps: int, seed: int = 0) -> tuple[np.ndarray
             tcp, pos = u.tcp, u.object_positions
             k = int(np.argmin(np.linalg.norm(pos[:, :2] - tcp[:2], axis=1)))
             images.append(obs["image"])
-            labels.append(np.r_[tcp[:3], pos[k, :2] - tcp[:2]])
+            labels.append(np.r_[tcp[:3], pos[k, :2] - tcp[:2], pos[:, :2].mean(0)])
             a = rng.uniform(-1, 1, 6)
             a[4:] = -1
             a[2] = rng.uniform(-1, 0.3)
@@ -57,7 +57,7 @@ def main() -> None:
     torch.manual_seed(0)
     q = GraspQNet(QNetConfig(**json.loads(args.qnet)))
     c, m = q.cfg.head_channels, q.cfg.merge_size
-    head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(c * m * m, 64), torch.nn.ReLU(), torch.nn.Linear(64, 5))
+    head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(c * m * m, 64), torch.nn.ReLU(), torch.nn.Linear(64, 7))
     opt = torch.optim.Adam([*q.parameters(), *head.parameters()], args.lr)
     rng = np.random.default_rng(0)
     t0 = time.time()
@@ -71,7 +71,8 @@ def main() -> None:
             with torch.no_grad():
                 err = (head(q.encode(x[n_train:])) - y[n_train:]).abs().mean(0) * 10
             print(json.dumps({"step": step, "seconds": round(time.time() - t0), "tcp_xyz_mae_cm": err[:3].tolist(),
-                              "nearest_object_offset_mae_cm": err[3:].tolist(), "predict_mean_mae_cm": baseline.tolist()}), flush=True)
+                              "nearest_object_offset_mae_cm": err[3:5].tolist(), "objects_mean_xy_mae_cm": err[5:].tolist(),
+                              "predict_mean_mae_cm": baseline.tolist()}), flush=True)
 
 
 if __name__ == "__main__":
