@@ -51,9 +51,12 @@ def main() -> None:
     args = ap.parse_args()
 
     images, labels = render_dataset(args.episodes, 6)
-    x, y = torch.as_tensor(images), torch.as_tensor(labels) * 10  # decimetres
+    x, y_m = torch.as_tensor(images), torch.as_tensor(labels)
     n_train = int(0.8 * len(x))
-    baseline = (y[n_train:] - y[:n_train].mean(0)).abs().mean(0) * 10
+    mu, sd = y_m[:n_train].mean(0), y_m[:n_train].std(0)
+    y = (y_m - mu) / sd  # every label standardised, so each weighs the same in the loss
+    cm = sd * 100
+    baseline = (y[n_train:] - y[:n_train].mean(0)).abs().mean(0) * cm
     torch.manual_seed(0)
     q = GraspQNet(QNetConfig(**json.loads(args.qnet)))
     c, m = q.cfg.head_channels, q.cfg.merge_size
@@ -69,7 +72,7 @@ def main() -> None:
         opt.step()
         if step % 500 == 0 or step == args.steps:
             with torch.no_grad():
-                err = (head(q.encode(x[n_train:])) - y[n_train:]).abs().mean(0) * 10
+                err = (head(q.encode(x[n_train:])) - y[n_train:]).abs().mean(0) * cm
             print(json.dumps({"step": step, "seconds": round(time.time() - t0), "tcp_xyz_mae_cm": err[:3].tolist(),
                               "nearest_object_offset_mae_cm": err[3:5].tolist(), "objects_mean_xy_mae_cm": err[5:].tolist(),
                               "predict_mean_mae_cm": baseline.tolist()}), flush=True)
