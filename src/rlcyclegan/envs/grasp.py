@@ -40,7 +40,7 @@ from rlcyclegan.envs import domains as dom
 from rlcyclegan.envs import scene as sc
 from rlcyclegan.envs.shapes import SPLITS, split_ids
 
-ENV_VERSION = 1
+ENV_VERSION = 2
 """Bumped whenever the scene, physics or looks change what a seed produces (recorded in episode files)."""
 
 MAX_XY_STEP = 0.05
@@ -48,6 +48,7 @@ MAX_Z_STEP = 0.05
 MAX_YAW_STEP = np.pi / 8
 CONTROL_SUBSTEPS = 20  # x 5 ms = 0.1 s of physics per action
 LIFT_HEIGHT = 0.25  # TCP height above the bin floor at the end of a grasp
+LIFT_SUBSTEPS = 48  # the lift takes 0.24 s of physics
 SUCCESS_HEIGHT = 0.10
 WORKSPACE_HALF = 0.135  # TCP x/y range around the active bin's centre
 MAX_HEIGHT = 0.30  # TCP height limit above the bin floor
@@ -316,9 +317,11 @@ class GraspEnv(gym.Env):
         self._closed = True
         start = d.qpos[ids.hand_qpos[2]]
         top = sc.BIN_FLOOR_Z + LIFT_HEIGHT
-        for z in np.linspace(start, top, 5)[1:]:
+        # A smooth lift (target ramped every 5 ms over 0.24 s): a stepped target would jerk the
+        # stiff arm hard enough to shake objects out of the jaws.
+        for z in np.linspace(start, top, LIFT_SUBSTEPS + 1)[1:]:
             d.ctrl[ids.act_hand[2]] = z
-            mujoco.mj_step(m, d, nstep=12)
+            mujoco.mj_step(m, d)
         mujoco.mj_step(m, d, nstep=16)
         return self._lifted_shape() is not None
 

@@ -235,7 +235,7 @@ def _scene_xml(num_bins: int, shape_ids: np.ndarray, num_slots: int) -> str:
   <actuator>
     <position name="act_x" joint="hand_x" kp="1500" dampratio="1" ctrlrange="{hand_x_range}" forcerange="-60 60"/>
     <position name="act_y" joint="hand_y" kp="1500" dampratio="1" ctrlrange="{-BIN_HALF + 0.005:.4f} {BIN_HALF - 0.005:.4f}" forcerange="-60 60"/>
-    <position name="act_z" joint="hand_z" kp="2000" dampratio="1" ctrlrange="{fz + 0.003:.4f} 0.40" forcerange="-80 80"/>
+    <position name="act_z" joint="hand_z" kp="20000" dampratio="1" ctrlrange="{fz + 0.003:.4f} 0.40" forcerange="-400 400"/>
     <position name="act_yaw" joint="hand_yaw" kp="20" dampratio="1" ctrlrange="-1.75 1.75" forcerange="-5 5"/>
     <position name="act_finger_l" joint="finger_l" kp="1000" dampratio="1" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-15 15"/>
     <position name="act_finger_r" joint="finger_r" kp="1000" dampratio="1" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-15 15"/>
