@@ -93,7 +93,7 @@ def test_scripted_policy_lifts_an_isolated_object_in_most_trials():
             done = term or trunc
         assert reward == float(info["success"])
         wins += info["success"]
-    assert wins > 10, f"clean scripted grasps lifted the object in only {wins}/20 trials"
+    assert wins >= 16, f"clean scripted grasps lifted the object in only {wins}/20 trials"
 
 
 def test_close_ends_the_episode_with_the_gripper_closed():
@@ -134,6 +134,26 @@ def test_state_reports_gripper_height_above_the_bin_floor():
     assert obs["state"][1] == pytest.approx(tcp_z - g.sc.BIN_FLOOR_Z, abs=1e-5)
     obs2, *_ = env.step(np.array([0, 0, -1, 0, -1, -1]))
     assert obs2["state"][1] < obs["state"][1] - 0.03
+
+
+def test_pose_state_adds_the_gripper_pose_relative_to_the_bin():
+    env = make(state="pose")
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    x, y, _, yaw = u.tcp
+    assert obs["state"].shape == (5,) and env.observation_space["state"].shape == (5,)
+    assert obs["state"][2:] == pytest.approx([x / g.WORKSPACE_HALF, y / g.WORKSPACE_HALF, yaw / (np.pi / 2)], abs=1e-5)
+    obs2, *_ = env.step(np.array([1, 0, 0, 0, -1, -1]))
+    assert obs2["state"][2] == pytest.approx(obs["state"][2] + g.MAX_XY_STEP / g.WORKSPACE_HALF, abs=0.05)
+
+
+def test_pose_state_env_passes_the_gymnasium_checker():
+    check_env(make(state="pose").unwrapped, skip_render_check=True)
+
+
+def test_unknown_state_mode_raises():
+    with pytest.raises(ValueError, match="state must be one of"):
+        make(state="joints")
 
 
 def test_out_of_range_actions_are_clipped():

@@ -11,8 +11,11 @@ are clipped; NaN/inf or a wrong shape raise ``ValueError``. ``close > 0`` runs a
 close-and-lift (close the jaws, lift to ``LIFT_HEIGHT``) and ends the episode; ``terminate > 0``
 ends it without grasping; otherwise the episode is truncated after ``max_steps`` steps.
 
-Observation ``Dict(image=Box(0, 255, (H, W, 3), uint8), state=Box(...))`` with state =
-``[gripper_closed (0 or 1), gripper height above the bin floor (m)]``.
+Observation ``Dict(image=Box(0, 255, (H, W, 3), uint8), state=Box(...))``. With ``state="height"``
+(default, QT-Opt's robot state) state = ``[gripper_closed (0 or 1), gripper height above the bin
+floor (m)]``; with ``state="pose"`` the gripper's pose from the robot's own joint readings is added:
+``[closed, height, x, y, yaw]`` with x, y relative to the centre of the bin in front of the robot in
+units of ``WORKSPACE_HALF`` (so in [-1, 1]) and yaw in units of pi/2 (in [-1, 1]).
 
 Reward: ``1.0`` when, at the end of a grasp, an object's centre of mass is more than
 ``SUCCESS_HEIGHT`` (10 cm) above the bin floor (the bin walls are 7 cm high), else ``0.0``;
@@ -56,6 +59,7 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 MAX_OBJECTS = 10
 REAL_FRICTION_SCALE = 0.8
 REAL_MASS_SCALE = 1.25
+STATE_MODES = ("height", "pose")
 _PARK = np.array([0.0, 3.0, 0.5])  # unused object slots wait here, out of view, floating
 
 
@@ -75,6 +79,7 @@ class EnvConfig:
     base_bin: str | int = "random"
     distractors_per_bin: int = 2
     base_jitter: float = 0.0
+    state: str = "height"
 
 
 class GraspEnv(gym.Env):
@@ -92,6 +97,8 @@ class GraspEnv(gym.Env):
     - ``num_bins``, ``base_bin``, ``distractors_per_bin``, ``base_jitter``: multi-bin layout (the
       robot stands at bin ``base_bin``, or a random one each episode; the other bins hold
       ``distractors_per_bin`` objects each; base and camera are displaced by up to ``base_jitter`` m).
+    - ``state``: ``"height"`` (``[closed, height]``, as QT-Opt) or ``"pose"`` (adds the gripper's
+      x, y and yaw, as a robot reads them from its joints; see the module docstring).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -126,10 +133,13 @@ class GraspEnv(gym.Env):
         self._renderer: mujoco.Renderer | None = None
 
         s = cfg.image_size
+        lo, hi = [0.0, 0.0], [1.0, 0.5]
+        if cfg.state == "pose":
+            lo, hi = lo + [-1.0, -1.0, -1.2], hi + [1.0, 1.0, 1.2]
         self.observation_space = spaces.Dict(
             {
                 "image": spaces.Box(0, 255, (s, s, 3), np.uint8),
-                "state": spaces.Box(np.array([0.0, 0.0], np.float32), np.array([1.0, 0.5], np.float32), dtype=np.float32),
+                "state": spaces.Box(np.array(lo, np.float32), np.array(hi, np.float32), dtype=np.float32),
             }
         )
         self.action_space = spaces.Box(-1.0, 1.0, (6,), np.float32)
@@ -455,8 +465,12 @@ class GraspEnv(gym.Env):
 
     def _observe(self) -> dict[str, np.ndarray]:
         image = self._render(self.cfg.domain)
-        height = self.data.qpos[self._ids.hand_qpos[2]] - sc.BIN_FLOOR_Z
-        state = np.array([float(self._closed), np.clip(height, 0.0, 0.5)], np.float32)
+        tcp = self.tcp
+        values = [float(self._closed), float(np.clip(tcp[2] - sc.BIN_FLOOR_Z, 0.0, 0.5))]
+        if self.cfg.state == "pose":
+            rel = (tcp[:2] - self._origin[:2]) / WORKSPACE_HALF
+            values += [*np.clip(rel, -1.0, 1.0), float(np.clip(tcp[3] / (np.pi / 2), -1.2, 1.2))]
+        state = np.array(values, np.float32)
         self._last_obs = {"image": image, "state": state}
         return {"image": image, "state": state}
 
@@ -476,6 +490,8 @@ def _validate(cfg: EnvConfig) -> None:
         raise ValueError(f"num_bins must be >= 1, got {cfg.num_bins}")
     if cfg.base_bin != "random" and not (isinstance(cfg.base_bin, (int, np.integer)) and 0 <= cfg.base_bin < cfg.num_bins):
         raise ValueError(f"base_bin must be 'random' or an int in [0, {cfg.num_bins}), got {cfg.base_bin!r}")
+    if cfg.state not in STATE_MODES:
+        raise ValueError(f"state must be one of {STATE_MODES}, got {cfg.state!r}")
     if len(cfg.real_camera_offset) != 4:
         raise ValueError(f"real_camera_offset must be (dx, dy, dz, dfovy), got {cfg.real_camera_offset!r}")
 
