@@ -5,7 +5,10 @@ exploration policies used to bootstrap QT-Opt: pick an object (the nearest to th
 random one), move above it while turning the jaws across its narrowest horizontal extent,
 descend, and close. Noise on the aim point, the jaw angle and every action makes it succeed only
 part of the time (about 30-60% with the defaults), which is what off-policy Q-learning needs:
-both successes and failures.
+both successes and failures. With probability ``miss_prob`` the aim point is moved 2-7 cm off the
+object in a random direction, as QT-Opt's scripted exploration grasped at random places: closing
+at the right height in the wrong place must fail in the data, or a Q-function can predict a
+grasp's outcome from the gripper height alone and never learn to look at the image.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from rlcyclegan.envs import scene as sc
 
 
 class ScriptedGraspPolicy:
-    """Noisy scripted grasping. ``noise=0`` with ``aim_noise=0`` and ``yaw_noise=0`` is the clean planner."""
+    """Noisy scripted grasping. ``action_noise=0``, ``aim_noise=0``, ``yaw_noise=0`` and ``miss_prob=0`` is the clean planner."""
 
     def __init__(
         self,
@@ -27,6 +30,7 @@ class ScriptedGraspPolicy:
         aim_noise: float = 0.015,
         yaw_noise: float = 0.4,
         random_target_prob: float = 0.5,
+        miss_prob: float = 0.25,
     ):
         self.env = env.unwrapped
         self.rng = np.random.default_rng(seed)
@@ -34,6 +38,7 @@ class ScriptedGraspPolicy:
         self.aim_noise = aim_noise
         self.yaw_noise = yaw_noise
         self.random_target_prob = random_target_prob
+        self.miss_prob = miss_prob
         self.target = 0
         self.offset = np.zeros(2)
         self.yaw_offset = 0.0
@@ -47,6 +52,9 @@ class ScriptedGraspPolicy:
         else:
             self.target = int(np.argmin(np.linalg.norm(pos[:, :2] - tcp[:2], axis=1)))
         self.offset = self.rng.normal(0, self.aim_noise, 2)
+        if self.rng.random() < self.miss_prob:
+            angle = self.rng.uniform(0, 2 * np.pi)
+            self.offset = self.rng.uniform(0.02, 0.07) * np.array([np.cos(angle), np.sin(angle)])
         self.yaw_offset = float(self.rng.normal(0, self.yaw_noise))
         self.last_z = None
 
