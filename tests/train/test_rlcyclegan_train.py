@@ -1,0 +1,309 @@
+"""RL-CycleGAN training: which losses move which parameters, the methods, exact resumption, and
+the run's outputs (Q_real policy, generators). Tiny nets on 32 px image-bandit data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bandit_env import BANDIT_ID, random_bandit_episodes
+
+from rlcyclegan.data.store import write_episodes
+from rlcyclegan.nets.generators import to_gan_input
+from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
+from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlcyclegan.rl.policy import Policy
+from rlcyclegan.train.common import TrainingDiverged
+from rlcyclegan.train.rlcyclegan import (
+    build_nets,
+    discriminator_step,
+    generator_step,
+    load_generator,
+    preset_config,
+    q_from_gan,
+    q_image,
+    q_step,
+    train_rlcyclegan,
+    train_step,
+)
+
+BOUNDS = (np.array([-1.0], np.float32), np.array([1.0], np.float32))
+
+
+def to_real(images: np.ndarray) -> np.ndarray:
+    """The 'real' look of the bandit: colour channels reversed and a warm tint."""
+    out = images[..., ::-1].astype(np.int16) + np.array([60, 20, 0], np.int16)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def real_data(build_once) -> dict[str, Path]:
+    """Real bandit data built once: episodes (with actions/rewards) and the same images only (.npz)."""
+
+    def build(folder: Path) -> None:
+        eps = random_bandit_episodes(40, seed=10_000)
+        for e in eps:
+            e.images = to_real(e.images)
+        write_episodes(folder / "episodes", eps, env_id=BANDIT_ID, domain="real", objects="train", policy="random")
+        np.savez(folder / "images.npz", images=np.concatenate([e.images for e in eps]))
+
+    folder = build_once("rlcyclegan-real", build)
+    return {"episodes": folder / "episodes", "images": folder / "images.npz"}
+
+
+def config(sim: Path, real: Path, out: Path, name: str = "run", **overrides):
+    settings = dict(sim_data=(sim,), real_data=(real,), env=BANDIT_ID, out=out, name=name, progress=False, device="cpu", threads=1)
+    return preset_config("tiny", **{**settings, **overrides})
+
+
+def nets_for(method: str = "rlcyclegan", **overrides):
+    cfg = preset_config("tiny", method=method, **overrides)
+    return cfg, build_nets(cfg, 32, 0, 1, torch.device("cpu"), BOUNDS)
+
+
+def synthetic_batch(n: int = 4, real_transitions: bool = True, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+
+    def side() -> dict:
+        return {"image": torch.randint(0, 256, (n, 32, 32, 3), generator=g, dtype=torch.uint8),
+                "next_image": torch.randint(0, 256, (n, 32, 32, 3), generator=g, dtype=torch.uint8),
+                "state": torch.zeros(n, 0), "next_state": torch.zeros(n, 0), "action": torch.rand(n, 1, generator=g) * 2 - 1,
+                "reward": (torch.rand(n, generator=g) > 0.5).float(), "done": torch.ones(n, dtype=torch.bool)}
+
+    sim, real = side(), side()
+    return {"sim": sim, "real": real if real_transitions else {"image": real["image"]}}
+
+
+def snapshot(*modules) -> list[torch.Tensor]:
+    return [p.detach().clone() for m in modules for p in m.parameters()]
+
+
+def same(before: list[torch.Tensor], *modules) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(before, [p for m in modules for p in m.parameters()]))
+
+
+def has_grad(module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+# ------------------------------------------------------------------------------------ which loss moves what
+def test_discriminator_step_leaves_the_generators_unchanged():
+    cfg, nets = nets_for()
+    batch = synthetic_batch()
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    gens, discs = snapshot(nets.G, nets.F), snapshot(nets.D_X, nets.D_Y)
+
+    discriminator_step(nets, batch, fakes, cfg, torch.device("cpu"))
+
+    assert same(gens, nets.G, nets.F)
+    assert not same(discs, nets.D_X, nets.D_Y)
+
+
+def test_generator_step_gives_the_discriminators_no_gradient_and_leaves_them_unchanged():
+    cfg, nets = nets_for()
+    discs, gens = snapshot(nets.D_X, nets.D_Y), snapshot(nets.G, nets.F)
+
+    generator_step(nets, synthetic_batch(), cfg, 0, torch.device("cpu"))
+
+    assert same(discs, nets.D_X, nets.D_Y)
+    assert all(p.grad is None for d in (nets.D_X, nets.D_Y) for p in d.parameters())
+    assert all(p.requires_grad for d in (nets.D_X, nets.D_Y) for p in d.parameters())  # restored for their own step
+    assert not same(gens, nets.G, nets.F)
+
+
+@pytest.mark.parametrize("updates_q", [False, True])
+def test_rl_scene_loss_reaches_g_and_f_and_the_q_networks_only_if_asked(updates_q):
+    # only the RL-scene term has weight: whatever gets a gradient got it from that term
+    cfg, nets = nets_for(lambda_gan=0.0, lambda_cycle=0.0, lambda_rl_scene=1.0, rl_scene_updates_q=updates_q)
+    nets.opt_q.zero_grad(set_to_none=True)
+
+    scalars, _ = generator_step(nets, synthetic_batch(), cfg, 0, torch.device("cpu"))
+
+    assert scalars["loss/rl_scene"] > 0
+    assert has_grad(nets.G) and has_grad(nets.F)
+    assert has_grad(nets.q_sim) == updates_q and has_grad(nets.q_real) == updates_q
+
+
+def test_q_step_updates_only_the_q_networks_and_its_gradient_reaches_no_generator():
+    cfg, nets = nets_for()
+    batch = synthetic_batch()
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    others, qs = snapshot(nets.G, nets.F, nets.D_X, nets.D_Y), snapshot(nets.q_sim, nets.q_real)
+    gen_grads = [p.grad.clone() for m in (nets.G, nets.F) for p in m.parameters()]
+
+    nets.opt_q.zero_grad(set_to_none=True)
+    q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert same(others, nets.G, nets.F, nets.D_X, nets.D_Y)
+    assert all(torch.equal(a, p.grad) for a, p in zip(gen_grads, [p for m in (nets.G, nets.F) for p in m.parameters()]))
+    assert not same(qs, nets.q_sim, nets.q_real)
+
+
+def test_q_step_reuses_the_generator_steps_q_forward_on_the_same_images():
+    cfg, nets = nets_for()
+    batch = synthetic_batch()
+    q_before = [snapshot(nets.q_sim), snapshot(nets.q_real)]
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    sim, real = batch["sim"], batch["real"]
+    with torch.no_grad():  # the same forward, from scratch, on detached images (Q is unchanged by the generator step)
+        fresh_sim = nets.q_sim(torch.cat([q_image(sim["image"]), q_from_gan(fakes["fgx"])]), torch.cat([sim["state"]] * 2), torch.cat([sim["action"]] * 2))
+        fresh_real = nets.q_real(torch.cat([q_from_gan(fakes["gx"]), q_image(real["image"])]), torch.cat([sim["state"], real["state"]]),
+                                 torch.cat([sim["action"], real["action"]]))
+
+    assert same(q_before[0], nets.q_sim) and same(q_before[1], nets.q_real)
+    assert torch.allclose(fakes["logits_sim"], fresh_sim, atol=1e-5) and torch.allclose(fakes["logits_real"], fresh_real, atol=1e-5)
+
+
+def test_q_networks_see_data_and_generated_images_on_one_scale():
+    images = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    _, nets = nets_for()
+
+    assert torch.allclose(q_image(images), q_from_gan(to_gan_input(images)), atol=1e-6)
+    assert torch.equal(q_image(images), nets.q_sim.preprocess(images))
+
+
+def test_a_few_joint_steps_reduce_the_cycle_loss():
+    cfg, nets = nets_for(lr_generator=2e-3)
+    batch = synthetic_batch(seed=1)  # one fixed batch of bandit-like images: the cycle loss must fall on it
+    images = np.stack([e.images[0] for e in random_bandit_episodes(8)])
+    batch["sim"]["image"], batch["real"]["image"] = torch.as_tensor(images[:4]), torch.as_tensor(to_real(images[4:]))
+    gen = torch.Generator().manual_seed(0)
+    cycle = [float(train_step(nets, batch, cfg, step, gen, torch.device("cpu"))["loss/cycle"]) for step in range(30)]
+
+    assert np.mean(cycle[-5:]) < 0.7 * np.mean(cycle[:5])
+
+
+def test_images_only_real_data_trains_with_the_sim_actions():
+    cfg, nets = nets_for()
+    scalars = train_step(nets, synthetic_batch(real_transitions=False), cfg, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert {"rl_scene/y_y1", "rl_scene/y_y2", "rl_scene/y1_y2", "loss/td_real"} <= set(scalars)
+
+
+def test_non_finite_loss_raises_training_diverged():
+    cfg, nets = nets_for(lambda_cycle=float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="generator_total"):
+        train_step(nets, synthetic_batch(), cfg, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+
+def test_init_q_starts_q_sim_from_a_qtopt_checkpoint_and_q_real_from_q_sim(tmp_path):
+    qnet = GraspQNet(QNetConfig(**{**QNET_PRESETS["deep"], "image_size": 32, "state_dim": 0, "action_dim": 1}))
+    save_checkpoint(tmp_path / "qtopt" / "checkpoints" / "latest.pt", {"kind": "qtopt", "policy": {"qnet_config": qnet.cfg.to_dict(), "qnet": qnet.state_dict()}})
+    _, nets = nets_for(init_q=tmp_path / "qtopt")
+
+    assert nets.q_sim.cfg == qnet.cfg  # the checkpoint's architecture, not the preset's
+    for q in (nets.q_sim, nets.q_real, nets.q_sim_polyak, nets.q_sim_lagged, nets.q_real_polyak, nets.q_real_lagged):
+        _assert_state_equal(q.state_dict(), qnet.state_dict(), "q")
+
+
+# ------------------------------------------------------------------------------------ methods
+def test_gan_method_builds_no_f_or_d_x_and_has_no_cycle_term():
+    cfg, nets = nets_for("gan")
+    scalars = train_step(nets, synthetic_batch(), cfg, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert nets.F is None and nets.D_X is None and nets.q_sim is None and nets.q_real is None
+    assert "loss/cycle" not in scalars and "loss/gan_f" not in scalars and "loss/rl_scene" not in scalars
+    assert {"loss/gan_g", "loss/d_y"} <= set(scalars)
+
+
+def test_cyclegan_method_has_no_rl_scene_term_and_trains_no_q_networks():
+    cfg, nets = nets_for("cyclegan", lambda_rl_scene=5.0)  # forced to 0 by the method
+    scalars = train_step(nets, synthetic_batch(), cfg, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert nets.q_sim is None and nets.q_real is None and nets.opt_q is None
+    assert not any(k.startswith(("rl_scene/", "q/")) for k in scalars) and "loss/rl_scene" not in scalars
+    assert {"loss/cycle", "loss/gan_g", "loss/gan_f", "loss/d_x", "loss/d_y"} <= set(scalars)
+
+
+# ------------------------------------------------------------------------------------ runs
+def _assert_state_equal(a, b, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_state_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_state_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope="module")
+def runs(bandit_data, real_data, tmp_path_factory) -> dict:
+    """An uninterrupted 8-step run (with an eval at the end), and the same run stopped at 4 and resumed to 8."""
+    out = tmp_path_factory.mktemp("rlcyclegan-runs")
+    full_cfg = config(bandit_data, real_data["episodes"], out, "full", steps=8, checkpoint_every=4, eval_every=8, rl_scene_warmup=2)
+    full = train_rlcyclegan(full_cfg)
+    half = train_rlcyclegan(replace(full_cfg, name="resumed", steps=4))
+    first_half = load_checkpoint(half)
+    resumed = train_rlcyclegan(replace(full_cfg, name="resumed"), resume=half)
+    return {"full": full, "resumed": resumed, "first_half": first_half, "cfg": full_cfg}
+
+
+def test_stopped_and_resumed_run_ends_with_exactly_the_uninterrupted_state(runs):
+    full, resumed = load_checkpoint(runs["full"]), load_checkpoint(runs["resumed"])
+
+    assert runs["first_half"]["step"] == 4 and full["step"] == resumed["step"] == 8
+    _assert_state_equal(full["state"], resumed["state"], "state")
+    _assert_state_equal(full["rng"], resumed["rng"], "rng")
+    assert any(not torch.equal(v, full["state"]["G"][k]) for k, v in runs["first_half"]["state"]["G"].items())  # it trained
+
+
+def test_resume_with_another_config_is_refused_naming_the_fields(runs):
+    cfg = replace(runs["cfg"], name="resumed", lambda_cycle=3.0, pool_size=2)
+
+    with pytest.raises(CheckpointError, match="lambda_cycle.*pool_size"):
+        train_rlcyclegan(cfg, resume=runs["resumed"])
+
+
+def test_run_folder_holds_config_metrics_visuals_and_tensorboard(runs):
+    run = runs["full"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert json.loads((run / "config.json").read_text())["method"] == "rlcyclegan"
+    assert [r["step"] for r in records] == [8] and 0 <= records[0]["success_low"] <= records[0]["success_high"] <= 1
+    assert sorted(p.name for p in (run / "visuals").iterdir()) == ["step_00000004.png", "step_00000008.png"]
+    assert any((run / "tb").iterdir())
+
+
+def test_policy_loads_q_real_from_the_run_folder_and_acts_in_the_env(runs):
+    import gymnasium as gym
+
+    policy = Policy.load(runs["full"])
+    ckpt = load_checkpoint(runs["full"])
+    env = gym.make(BANDIT_ID)
+    obs, _ = env.reset(seed=0)
+    action = policy.act(obs)
+    env.step(action)
+
+    for k, v in ckpt["policy"]["qnet"].items():
+        assert torch.equal(v, ckpt["state"]["q_real"][k]), k
+    assert action.shape == (1,) and -1 <= action[0] <= 1
+    assert ckpt["policy"]["env"] == {"id": BANDIT_ID, "kwargs": {}}
+
+
+@pytest.mark.parametrize("direction", ["sim2real", "real2sim"])
+def test_load_generator_maps_images_to_images_of_the_same_shape(runs, direction):
+    gen = load_generator(runs["full"], direction)
+    with torch.no_grad():
+        out = gen(torch.rand(2, 3, 32, 32) * 2 - 1)
+
+    assert not gen.training and out.shape == (2, 3, 32, 32) and out.abs().max() <= 1
+
+
+def test_gan_run_on_images_only_real_data_has_no_policy(bandit_data, real_data, tmp_path):
+    run = train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, method="gan", steps=2))
+
+    with pytest.raises(CheckpointError, match="no policy"):
+        Policy.load(run)
+    with pytest.raises(CheckpointError, match="real2sim"):
+        load_generator(run, "real2sim")
+    assert load_generator(run)(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
