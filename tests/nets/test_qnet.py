@@ -114,3 +114,17 @@ def test_make_qnet_applies_preset_and_overrides():
 def test_make_qnet_unknown_name_raises():
     with pytest.raises(ValueError, match="'huge'"):
         make_qnet("huge")
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_norm_option_adds_normalisation_layers_to_the_tower(norm):
+    net = tiny_qnet(image_size=32, norm=norm)
+    kinds = {type(m).__name__ for m in net.tower.modules()}
+    assert ("BatchNorm2d" if norm == "batch" else "GroupNorm") in kinds
+    logits = net.eval()(images(3, 32), torch.randn(3, 2), torch.randn(3, 6))
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+
+
+def test_unknown_norm_raises():
+    with pytest.raises(ValueError, match="norm"):
+        tiny_qnet(norm="layer")

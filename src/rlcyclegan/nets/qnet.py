@@ -39,9 +39,22 @@ class QNetConfig:
     """Extra 3x3 conv layers at the merge resolution after the action merge (spatial reasoning per action)."""
     coords: bool = False
     """Append two pixel-coordinate channels to the image (CoordConv), which helps locating things."""
+    norm: str = "none"
+    """Normalisation after each conv of the image tower: "none", "batch" (QT-Opt used batch norm) or "group"."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+QNET_NORMS = ("none", "batch", "group")
+
+
+def _norm(kind: str, channels: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "group":
+        return [nn.GroupNorm(max(1, channels // 8), channels)]
+    return []
 
 
 def _check_power_of_two_ratio(image_size: int, merge_size: int) -> int:
@@ -60,12 +73,14 @@ class GraspQNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         halvings = _check_power_of_two_ratio(cfg.image_size, cfg.merge_size)
+        if cfg.norm not in QNET_NORMS:
+            raise ValueError(f"QNetConfig.norm must be one of {QNET_NORMS}, got {cfg.norm!r}")
         c = cfg.channels
-        layers: list[nn.Module] = [nn.Conv2d(5 if cfg.coords else 3, c, 5, stride=2, padding=2), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [nn.Conv2d(5 if cfg.coords else 3, c, 5, stride=2, padding=2), *_norm(cfg.norm, c), nn.ReLU(inplace=True)]
         ch = c
         for i in range(halvings - 1):
             out = 2 * c if i == halvings - 2 else c
-            layers += [nn.Conv2d(ch, out, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(ch, out, 3, padding=1), *_norm(cfg.norm, out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             ch = out
         layers += [nn.Conv2d(ch, cfg.head_channels, 3, padding=1)]
         self.tower = nn.Sequential(*layers)

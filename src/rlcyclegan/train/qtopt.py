@@ -144,6 +144,8 @@ class QTOptConfig:
     """Q-network size (string key: small, default, deep, large)."""
     qnet_coords: bool = False
     """Give the Q-network pixel-coordinate input channels (CoordConv)."""
+    qnet_norm: str = "none"
+    """Normalisation in the Q-network's image tower: none, batch (QT-Opt used batch norm) or group."""
     cem_iterations: int = 2
     """CEM iterations (acting and targets)."""
     cem_samples: int = 64
@@ -288,7 +290,7 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
 
 def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int) -> GraspQNet:
     return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim,
-                                   "action_dim": action_dim, "coords": cfg.qnet_coords}))
+                                   "action_dim": action_dim, "coords": cfg.qnet_coords, "norm": cfg.qnet_norm}))
 
 
 def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -> dict:
@@ -382,7 +384,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     q_polyak.load_state_dict(q.state_dict())
     q_lagged.load_state_dict(q.state_dict())
     for t in (q_polyak, q_lagged):
-        t.requires_grad_(False)
+        t.requires_grad_(False).eval()  # targets use running statistics when the tower has batch norm
     opt = torch.optim.Adam(q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cem_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
