@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env grid": ("rlcyclegan.cli.env:grid", "render the same states in several visual domains"),
     "bench env": ("rlcyclegan.cli.bench:env", "environment speed benchmark (JSON)"),
     "train qtopt": ("rlcyclegan.cli.train:qtopt", "train a QT-Opt policy (presets tiny/cpu/gpu; --resume RUN)"),
+    "train rlcyclegan": ("rlcyclegan.cli.train:rlcyclegan", "train RL-CycleGAN / CycleGAN / GAN jointly with Q_sim, Q_real"),
     "eval": ("rlcyclegan.cli.evaluate", "success rate of a policy checkpoint with a 95% interval"),
     "bench policy": ("rlcyclegan.cli.bench:policy", "QT-Opt action latency and training speed (JSON)"),
     "demo": ("rlcyclegan.cli.demo", "the main job: what `make demo` runs"),

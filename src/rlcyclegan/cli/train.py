@@ -1,4 +1,4 @@
-"""`rlcyclegan train qtopt`: QT-Opt training with presets (tiny, cpu, gpu) and exact resumption."""
+"""`rlcyclegan train qtopt` and `rlcyclegan train rlcyclegan`: presets, tyro configs and exact resumption."""
 
 from __future__ import annotations
 
@@ -36,48 +36,68 @@ def _split_preset(argv: list[str]) -> tuple[str, Path | None, list[str]]:
     return preset, resume, rest
 
 
-def qtopt(argv: list[str]) -> int:
+def _train(argv: list[str], command: str, config_cls, presets: dict, preset_config, train_fn, resumable: tuple[str, ...],
+           path_fields: dict[str, str], description: str) -> int:
+    """Shared driver of the `train` subcommands: presets, tyro parsing, --resume with the saved config."""
+    import json
+
     import tyro
 
     from rlcyclegan.rl.checkpoint import CheckpointError
-    from rlcyclegan.train.common import TrainingDiverged
-    from rlcyclegan.train.qtopt import PRESETS, QTOptConfig, preset_config, train_qtopt
+    from rlcyclegan.train.common import TrainingDiverged, write_json_atomic
 
     preset, resume, rest = _split_preset(argv)
-    if preset not in PRESETS:
-        print(f"rlcyclegan train qtopt: unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}", file=sys.stderr)
+    if preset not in presets:
+        print(f"rlcyclegan {command}: unknown --preset {preset!r}; expected one of {', '.join(presets)}", file=sys.stderr)
         return 2
+    if resume is not None:
+        cfg_path = resume / "config.json"
+        if not cfg_path.is_file():
+            print(f"rlcyclegan {command}: {cfg_path} not found (is {resume} a run folder?)", file=sys.stderr)
+            return 2
+        saved = json.loads(cfg_path.read_text())
+        for key, kind in path_fields.items():  # JSON holds strings; the dataclass holds paths
+            if key in saved and saved[key] is not None:
+                saved[key] = tuple(Path(p) for p in saved[key]) if kind == "many" else Path(saved[key])
+        base = config_cls(**saved)
+        cfg = tyro.cli(config_cls, default=base, args=rest, prog=f"rlcyclegan {command}", description=description)
+        changed = {k for k in saved if k not in resumable and getattr(cfg, k) != getattr(base, k)}
+        if changed:
+            print(f"rlcyclegan {command}: --resume keeps the run's config; only {', '.join(resumable)} may change "
+                  f"(got {sorted(changed)})", file=sys.stderr)
+            return 2
+        if any(getattr(cfg, k) != getattr(base, k) for k in resumable):
+            write_json_atomic(cfg_path, cfg)
+    else:
+        cfg = tyro.cli(config_cls, default=preset_config(preset), args=rest, prog=f"rlcyclegan {command}", description=description)
+    try:
+        train_fn(cfg, resume=resume)
+    except (CheckpointError, TrainingDiverged, ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"rlcyclegan {command}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def qtopt(argv: list[str]) -> int:
+    from rlcyclegan.train.qtopt import PRESETS, QTOptConfig, preset_config, train_qtopt
+
     description = (
         "Train a QT-Opt Q-network policy from images. --preset tiny|cpu|gpu sets the defaults below "
         "(cpu is the default); --resume RUN_DIR continues a run exactly from its last checkpoint "
         "(its saved config is used; --steps and --max-minutes may be raised to train longer)."
     )
-    if resume is not None:
-        import json
+    return _train(argv, "train qtopt", QTOptConfig, PRESETS, preset_config, train_qtopt, RESUMABLE_CHANGES,
+                  {"data": "many", "out": "one"}, description)
 
-        cfg_path = resume / "config.json"
-        if not cfg_path.is_file():
-            print(f"rlcyclegan train qtopt: {cfg_path} not found (is {resume} a run folder?)", file=sys.stderr)
-            return 2
-        saved = json.loads(cfg_path.read_text())
-        saved["data"] = tuple(Path(p) for p in saved.get("data", ()))
-        saved["out"] = Path(saved["out"])
-        base = QTOptConfig(**saved)
-        cfg = tyro.cli(QTOptConfig, default=base, args=rest, prog="rlcyclegan train qtopt", description=description)
-        changed = {k for k in saved if k not in RESUMABLE_CHANGES and getattr(cfg, k) != getattr(base, k)}
-        if changed:
-            print(f"rlcyclegan train qtopt: --resume keeps the run's config; only {', '.join(RESUMABLE_CHANGES)} may change "
-                  f"(got {sorted(changed)})", file=sys.stderr)
-            return 2
-        if any(getattr(cfg, k) != getattr(base, k) for k in RESUMABLE_CHANGES):
-            from rlcyclegan.train.common import write_json_atomic
 
-            write_json_atomic(cfg_path, cfg)
-    else:
-        cfg = tyro.cli(QTOptConfig, default=preset_config(preset), args=rest, prog="rlcyclegan train qtopt", description=description)
-    try:
-        train_qtopt(cfg, resume=resume)
-    except (CheckpointError, TrainingDiverged, ValueError, FileExistsError) as e:
-        print(f"rlcyclegan train qtopt: {e}", file=sys.stderr)
-        return 1
-    return 0
+def rlcyclegan(argv: list[str]) -> int:
+    from rlcyclegan.train import rlcyclegan as rc
+
+    description = (
+        "Train RL-CycleGAN (--method rlcyclegan), or the CycleGAN / GAN baselines, jointly with Q_sim and Q_real "
+        "from sim episodes (--sim-data) and real episodes or images (--real-data). --preset tiny|demo|cpu|gpu sets "
+        "the defaults; --resume RUN_DIR continues exactly. After training, Q_real is the policy: "
+        "`rlcyclegan eval --checkpoint RUN --domain real`."
+    )
+    return _train(argv, "train rlcyclegan", rc.RLCycleGANConfig, rc.PRESETS, rc.preset_config, rc.train_rlcyclegan,
+                  rc.RESUMABLE_CHANGES, {"sim_data": "many", "real_data": "many", "out": "one", "init_q": "one"}, description)
