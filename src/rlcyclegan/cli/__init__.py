@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train rlcyclegan": ("rlcyclegan.cli.train:rlcyclegan", "train RL-CycleGAN / CycleGAN / GAN jointly with Q_sim, Q_real"),
     "eval": ("rlcyclegan.cli.evaluate", "success rate of a policy checkpoint with a 95% interval"),
     "bench policy": ("rlcyclegan.cli.bench:policy", "QT-Opt action latency and training speed (JSON)"),
+    "translate": ("rlcyclegan.cli.translate", "translate images with a run's G (sim2real) or F (real2sim) into PNGs"),
+    "eval-translation": ("rlcyclegan.cli.eval_translation", "PSNR/SSIM vs paired renders, Q-consistency, own-feature FID/KID (JSON)"),
+    "bench train": ("rlcyclegan.cli.bench:train", "RL-CycleGAN vs CycleGAN training step speed (JSON)"),
     "demo": ("rlcyclegan.cli.demo", "the main job: what `make demo` runs"),
 }
 

@@ -80,3 +80,49 @@ def policy(argv: list[str]) -> int:
               f"training {r['train_steps_per_second']:.1f} steps/s at batch {r['train_batch_size']}")
     print(json.dumps(r, indent=2))
     return 0
+
+
+@dataclass
+class TrainBench:
+    """Training step speed of RL-CycleGAN vs CycleGAN with identical generators and discriminators (synthetic batches)."""
+
+    preset: str = "cpu"
+    """RL-CycleGAN preset both methods are built from (tiny, demo, cpu, gpu)."""
+    image_size: int = 64
+    """Image side in pixels."""
+    batch_size: int = 0
+    """Sim transitions (and real ones) per step (0 = the preset's)."""
+    steps: int = 5
+    """Timed steps per method (median reported), alternating the methods."""
+    warmup: int = 2
+    """Untimed steps per method first."""
+    real_transitions: bool = True
+    """Real batches with actions and rewards (Q_real also trains on them), as with real episode data."""
+    device: str = "cpu"
+    """Device to measure on (cpu, cuda, auto)."""
+    threads: int = 0
+    """torch threads (0 = torch's default)."""
+    json: bool = False
+    """Print JSON only."""
+
+
+def train(argv: list[str]) -> int:
+    cfg = tyro.cli(TrainBench, args=argv, prog="rlcyclegan bench train")
+    from rlcyclegan.benchmarks.train import bench_train
+
+    try:
+        r = bench_train(cfg.image_size, cfg.batch_size, cfg.steps, cfg.warmup, cfg.preset, cfg.device, cfg.threads,
+                        real_transitions=cfg.real_transitions)
+    except ValueError as e:
+        import sys
+
+        print(f"rlcyclegan bench train: {e}", file=sys.stderr)
+        return 2
+    if not cfg.json:
+        for method, m in r["methods"].items():
+            print(f"# {method}: {m['step_ms']:.1f} ms/step, {m['steps_per_second']:.2f} steps/s, {m['images_per_second']:.1f} images/s")
+        print(f"# rlcyclegan / cyclegan step time: {r['ratio_rlcyclegan_to_cyclegan']:.2f} (goal <= {r['goal_ratio']}: "
+              f"{'met' if r['meets_goal'] else 'not met'}) at {r['image_size']} px, batch {r['batch_size']}, "
+              f"{r['machine']['torch_threads']} threads on {r['machine']['device']}")
+    print(json.dumps(r, indent=2))
+    return 0

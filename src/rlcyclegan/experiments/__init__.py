@@ -1,0 +1,1 @@
+"""Experiments on trained runs: evaluations that combine checkpoints, environments and metrics."""

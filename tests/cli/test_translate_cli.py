@@ -1,0 +1,100 @@
+"""`rlcyclegan translate` and `rlcyclegan eval-translation` end to end, on the tiny 32 px Grasp-v0 run of
+tests/experiments/test_translation.py (built once per session and shared)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from test_translation import IMAGE_SIZE, build_tiny_grasp_run, session_root  # noqa: E402
+
+from rlcyclegan.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def grasp_run(tmp_path_factory) -> Path:
+    return build_tiny_grasp_run(session_root(tmp_path_factory))
+
+
+def write_images(folder: Path, names: list[str], size: int = IMAGE_SIZE, seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_translate_image_folder_writes_one_png_per_image_with_the_same_names_and_size(grasp_run, tmp_path, capsys):
+    write_images(tmp_path / "in", ["a.png", "b.png", "c.jpg"])
+
+    code = main(["translate", "--checkpoint", str(grasp_run), "--input", str(tmp_path / "in"), "--direction", "sim2real",
+                 "--out", str(tmp_path / "out"), "--batch-size", "2", "--device", "cpu"])
+
+    assert code == 0
+    assert "translated 3 images" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    for p in (tmp_path / "out").iterdir():
+        with Image.open(p) as img:
+            assert img.size == (IMAGE_SIZE, IMAGE_SIZE) and img.mode == "RGB"
+
+
+def test_translate_array_file_real2sim_writes_numbered_pngs(grasp_run, tmp_path, capsys):
+    images = np.random.default_rng(1).integers(0, 256, (3, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    np.savez(tmp_path / "real.npz", images=images)
+
+    code = main(["translate", "--checkpoint", str(grasp_run), "--input", str(tmp_path / "real.npz"), "--direction", "real2sim",
+                 "--out", str(tmp_path / "out"), "--device", "cpu", "--json"])
+
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 3 and result["direction"] == "real2sim"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
+def test_translate_refuses_a_wrong_size_image_naming_it_unless_resize(grasp_run, tmp_path, capsys):
+    write_images(tmp_path / "in", ["ok.png"])
+    write_images(tmp_path / "in", ["big.png"], size=48)
+    args = ["translate", "--checkpoint", str(grasp_run), "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cpu"]
+
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "in" / "big.png") in err and "48x48" in err and f"{IMAGE_SIZE}x{IMAGE_SIZE}" in err
+    assert not (tmp_path / "out").exists()
+
+    assert main(args + ["--resize"]) == 0
+    with Image.open(tmp_path / "out" / "big.png") as img:
+        assert img.size == (IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_translate_refuses_a_missing_checkpoint_naming_it(tmp_path, capsys):
+    write_images(tmp_path / "in", ["a.png"])
+    missing = tmp_path / "nothing.pt"
+
+    assert main(["translate", "--checkpoint", str(missing), "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 1
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_translate_refuses_a_checkpoint_of_another_kind(tmp_path, capsys):
+    from rlcyclegan.rl.checkpoint import save_checkpoint
+
+    write_images(tmp_path / "in", ["a.png"])
+    ckpt = save_checkpoint(tmp_path / "q.pt", {"kind": "qtopt", "policy": {}})
+
+    assert main(["translate", "--checkpoint", str(ckpt), "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and "'qtopt'" in err
+
+
+def test_eval_translation_json_holds_every_metric(grasp_run, capsys):
+    code = main(["eval-translation", "--checkpoint", str(grasp_run), "--episodes", "1", "--classifier-steps", "10",
+                 "--classifier-episodes", "1", "--device", "cpu", "--json"])
+
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid", "feature_network", "images"} <= set(r)
+    assert r["feature_network"]["note"] == "own-feature FID/KID, not comparable to Inception FID"
