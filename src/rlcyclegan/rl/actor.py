@@ -116,6 +116,8 @@ class ActorSpec:
     action_low: list
     action_high: list
     cem: dict
+    translate_with: str | None = None
+    """Generator checkpoint/run: wrap the envs so observations are G-translated (see rl/translate.py)."""
 
 
 def _make_policy(spec: ActorSpec, state_dict: dict | None, seed: int):
@@ -133,7 +135,13 @@ def _make_envs(spec: ActorSpec) -> list:
 
     import rlcyclegan.envs  # noqa: F401  (registers the env ids)
 
-    return [gym.make(spec.env_id, **spec.env_kwargs) for _ in range(spec.envs_per_worker)]
+    envs = [gym.make(spec.env_id, **spec.env_kwargs) for _ in range(spec.envs_per_worker)]
+    if spec.translate_with:
+        from rlcyclegan.rl.translate import ImageTranslator, TranslatedObservations
+
+        translator = ImageTranslator.load(spec.translate_with)
+        envs = [TranslatedObservations(e, translator) for e in envs]
+    return envs
 
 
 def play(spec: ActorSpec, envs: list, state_dict: dict, seeds: Sequence[int], first_index: int, rng_seed: int, epsilon: float, noise: float) -> list[Episode]:

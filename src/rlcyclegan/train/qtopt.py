@@ -89,6 +89,10 @@ class QTOptConfig:
     not given: they close and terminate anywhere, so Q learns those actions fail instead of extrapolating."""
     collect_workers: int = 2
     """Processes for collecting the off-policy episodes."""
+    translate_with: Path | None = None
+    """Generator checkpoint or run folder (from `train rlcyclegan`, any method): every training image
+    (off-policy data, on-policy collection) goes through its sim-to-real G first. This is the paper's
+    protocol for the GAN and CycleGAN baselines: train on G(sim), then act on real images as is."""
 
     # ---- on-policy collection
     online: bool = True
@@ -160,6 +164,9 @@ class QTOptConfig:
     """Greedy episodes per evaluation."""
     eval_objects: str = "test"
     """Object set for evaluation (test = shapes never seen in training)."""
+    eval_domain: str = ""
+    """Visual domain of the evaluation episodes (rlcyclegan envs); empty: the training domain, or
+    `real` when --translate-with is given."""
     eval_envs: int = 25
     """Envs stepped in lockstep for evaluation."""
     checkpoint_every: int = 1000
@@ -209,14 +216,19 @@ def preset_config(name: str, /, **overrides) -> QTOptConfig:
 
 
 # ===================================================================================== helpers
-def env_kwargs_for(cfg: QTOptConfig, objects: str | None = None) -> dict:
+def env_kwargs_for(cfg: QTOptConfig, objects: str | None = None, domain: str | None = None) -> dict:
     try:
         extra = json.loads(cfg.env_kwargs or "{}")
     except json.JSONDecodeError as e:
         raise ValueError(f"--env-kwargs is not valid JSON: {e}") from e
     if cfg.env.startswith("rlcyclegan/"):
-        return {"domain": cfg.domain, "objects": objects or cfg.objects, "image_size": cfg.image_size, **extra}
+        return {"domain": domain or cfg.domain, "objects": objects or cfg.objects, "image_size": cfg.image_size, **extra}
     return extra
+
+
+def eval_domain(cfg: QTOptConfig) -> str:
+    """Domain of the evaluation episodes: `eval_domain`, else `real` with a translator, else the training domain."""
+    return cfg.eval_domain or ("real" if cfg.translate_with is not None else cfg.domain)
 
 
 def check_config(cfg: QTOptConfig) -> None:
@@ -280,9 +292,16 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
             raise ValueError(f"{d}: images are {ds.image_shape}, the env renders {tuple(image_shape)}")
     total = sum(ds.num_steps for ds in sets)
     buf = ReplayBuffer(total, image_shape, state_dim, action_dim)
+    translate = None
+    if cfg.translate_with is not None:
+        from rlcyclegan.rl.translate import ImageTranslator
+
+        translate = ImageTranslator.load(cfg.translate_with)
     for ds in sets:
         tr = ds.transitions()
         imgs = ds.images()
+        if translate is not None:
+            imgs = translate(imgs)  # every stored observation once, before indexing into transitions
         buf.add_transitions(image=imgs[tr["obs_index"]], next_image=imgs[tr["next_obs_index"]], state=tr["state"],
                             next_state=tr["next_state"], action=tr["action"], reward=tr["reward"], done=tr["done"])
     return buf, sum(ds.num_episodes for ds in sets)
@@ -414,9 +433,10 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         shutil.rmtree(online_dir)
 
     # ---- actors
-    spec = ActorSpec(cfg.env, env_kwargs_for(cfg), cfg.envs_per_worker, q.cfg.to_dict(), low.tolist(), high.tolist(), {"cem_" + k: v for k, v in cem.items()})
+    spec = ActorSpec(cfg.env, env_kwargs_for(cfg), cfg.envs_per_worker, q.cfg.to_dict(), low.tolist(), high.tolist(), {"cem_" + k: v for k, v in cem.items()},
+                     translate_with=None if cfg.translate_with is None else str(cfg.translate_with))
     actors = ActorPool(spec, cfg.actor_workers) if cfg.online else None
-    eval_envs = [gym.make(cfg.env, **env_kwargs_for(cfg, objects=cfg.eval_objects)) for _ in range(cfg.eval_envs)]
+    eval_envs = [gym.make(cfg.env, **env_kwargs_for(cfg, objects=cfg.eval_objects, domain=eval_domain(cfg))) for _ in range(cfg.eval_envs)]
     eval_policy = Policy(make_qnet(cfg, image_shape, state_dim, action_dim), low, high, device=device, seed=cfg.seed + 2, **{"cem_" + k: v for k, v in cem.items()})
     writer = SummaryWriter(str(run / "tb"), purge_step=step if ckpt else None)
 
@@ -451,7 +471,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         writer.add_scalar("eval/success", res["success"], step)
         writer.add_scalar("eval/success_vs_minutes", res["success"], int(clock()))
         writer.add_scalar("eval/mean_length", res["mean_length"], step)
-        plot_success_curve(metrics.records(), run / "curve.png", f"QT-Opt {cfg.env} {cfg.domain}, {cfg.eval_objects} objects")
+        plot_success_curve(metrics.records(), run / "curve.png", f"QT-Opt {cfg.env} trained in {cfg.domain}{' via G' if cfg.translate_with else ''}, eval {eval_domain(cfg)}, {cfg.eval_objects} objects")
         return rec
 
     def collect_round() -> None:

@@ -64,6 +64,7 @@ from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_chec
 from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import clipped_double_q, lagged_update, polyak_update, td_loss, td_targets
 from rlcyclegan.rl.replay import ReplayBuffer
+from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
     MetricsLog,
     Stopwatch,
@@ -758,22 +759,9 @@ def config_diff(saved: dict, cfg: RLCycleGANConfig) -> dict:
 
 
 def load_generator(ckpt_or_run: str | Path, direction: Literal["sim2real", "real2sim"] = "sim2real", device: str | torch.device = "cpu") -> nn.Module:
-    """G (sim -> real) or F (real -> sim) of an RL-CycleGAN checkpoint file or run folder, in eval mode.
-
-    It maps float (B, 3, H, W) images in [-1, 1] to the same (see ``to_gan_input`` / ``from_gan_output``).
-    """
-    if direction not in ("sim2real", "real2sim"):
-        raise ValueError(f"direction must be 'sim2real' or 'real2sim', got {direction!r}")
-    ckpt = load_checkpoint(ckpt_or_run, map_location=device)
-    entry = ckpt.get("generator" if direction == "sim2real" else "generator_real2sim")
-    if entry is None:
-        raise CheckpointError(f"{ckpt_or_run}: a {ckpt.get('kind')!r} checkpoint without a {direction} generator")
-    try:
-        gen = make_generator(GeneratorConfig(**entry["config"]))
-        gen.load_state_dict(entry["weights"])
-    except (TypeError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{ckpt_or_run}: generator weights do not match their config ({e})") from e
-    return gen.to(device).eval()
+    """G (sim -> real) or F (real -> sim) of a checkpoint file or run folder, in eval mode (see
+    :func:`rlcyclegan.rl.translate.load_generator`)."""
+    return _load_generator(ckpt_or_run, direction, device)
 
 
 # ===================================================================================== training

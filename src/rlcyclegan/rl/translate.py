@@ -1,0 +1,85 @@
+"""Acting and learning on translated images: a trained generator in front of a Q-policy.
+
+The paper's GAN and CycleGAN baselines train the policy on sim data whose images went through the
+sim-to-real generator G, then run that policy on the real robot as is. `rlcyclegan train qtopt
+--translate-with RUN` does exactly that with these pieces:
+
+- :func:`load_generator` reads G (or F) from an RL-CycleGAN / CycleGAN / GAN checkpoint;
+- :class:`ImageTranslator` maps uint8 (N, H, W, 3) images through it, in batches, without grad;
+- :class:`TranslatedObservations` wraps an env so every observed image is translated (on-policy
+  collection in sim then stores and acts on G(x), like the stored off-policy data).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlcyclegan.nets.generators import GeneratorConfig, from_gan_output, make_generator, to_gan_input
+from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
+
+DIRECTIONS = ("sim2real", "real2sim")
+
+
+def load_generator(ckpt_or_run: str | os.PathLike[str], direction: Literal["sim2real", "real2sim"] = "sim2real",
+                   device: str | torch.device = "cpu") -> nn.Module:
+    """G (sim -> real) or F (real -> sim) of a checkpoint file or run folder, in eval mode.
+
+    It maps float (B, 3, H, W) images in [-1, 1] to the same (see ``to_gan_input`` / ``from_gan_output``).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    ckpt = load_checkpoint(ckpt_or_run, map_location=device)
+    entry = ckpt.get("generator" if direction == "sim2real" else "generator_real2sim")
+    if entry is None:
+        raise CheckpointError(f"{ckpt_or_run}: a {ckpt.get('kind')!r} checkpoint without a {direction} generator")
+    try:
+        gen = make_generator(GeneratorConfig(**entry["config"]))
+        gen.load_state_dict(entry["weights"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{ckpt_or_run}: generator weights do not match their config ({e})") from e
+    return gen.to(device).eval()
+
+
+class ImageTranslator:
+    """uint8 (N, H, W, 3) or (H, W, 3) numpy images -> the generator's uint8 images of the same shape."""
+
+    def __init__(self, generator: nn.Module, device: str | torch.device = "cpu", batch_size: int = 256):
+        self.generator = generator.eval()
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, ckpt_or_run: str | os.PathLike[str], direction: str = "sim2real", device: str | torch.device = "cpu") -> "ImageTranslator":
+        return cls(load_generator(ckpt_or_run, direction, device), device)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        single = images.ndim == 3
+        batch = images[None] if single else images
+        if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+            raise ValueError(f"ImageTranslator: expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+        out = np.empty_like(batch)
+        for i in range(0, len(batch), self.batch_size):
+            x = to_gan_input(torch.as_tensor(batch[i : i + self.batch_size]).to(self.device))
+            out[i : i + self.batch_size] = from_gan_output(self.generator(x)).cpu().numpy()
+        return out[0] if single else out
+
+
+class TranslatedObservations(gym.ObservationWrapper):
+    """Translate the image of every observation (a dict with ``"image"`` or a bare image)."""
+
+    def __init__(self, env: gym.Env, translator: ImageTranslator):
+        super().__init__(env)
+        self.translator = translator
+
+    def observation(self, observation: Any) -> Any:
+        if isinstance(observation, dict):
+            return {**observation, "image": self.translator(observation["image"])}
+        return self.translator(observation)

@@ -1,0 +1,82 @@
+"""A generator in front of the Q-policy: loading it, translating images, wrapped envs, translated replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import rlcyclegan  # noqa: F401
+from rlcyclegan.data.collect import run_episode
+from rlcyclegan.data.store import write_episodes
+from rlcyclegan.nets.generators import from_gan_output, make_generator, to_gan_input
+from rlcyclegan.rl.checkpoint import CheckpointError, save_checkpoint
+from rlcyclegan.rl.translate import ImageTranslator, TranslatedObservations, load_generator
+
+SIZE = 32
+
+
+def tiny_generator():
+    torch.manual_seed(0)
+    return make_generator("unet_small", channels=4, depth=3).eval()
+
+
+@pytest.fixture
+def generator_ckpt(tmp_path) -> Path:
+    g = tiny_generator()
+    return save_checkpoint(tmp_path / "gen.pt", {"kind": "rlcyclegan", "generator": {"direction": "sim2real", "config": g.cfg.to_dict(), "weights": g.state_dict()}})
+
+
+def test_translator_matches_the_generator_on_uint8_images(generator_ckpt):
+    images = np.random.default_rng(0).integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
+    out = ImageTranslator.load(generator_ckpt)(images)
+    with torch.no_grad():
+        expected = from_gan_output(tiny_generator()(to_gan_input(torch.as_tensor(images)))).numpy()
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_translator_accepts_a_single_image(generator_ckpt):
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    assert ImageTranslator.load(generator_ckpt)(image).shape == (SIZE, SIZE, 3)
+
+
+def test_translator_rejects_float_images(generator_ckpt):
+    with pytest.raises(ValueError, match="uint8"):
+        ImageTranslator.load(generator_ckpt)(np.zeros((2, SIZE, SIZE, 3), np.float32))
+
+
+def test_wrapped_env_observes_translated_images(generator_ckpt):
+    translator = ImageTranslator.load(generator_ckpt)
+    raw = gym.make("rlcyclegan/Grasp-v0", image_size=SIZE)
+    wrapped = TranslatedObservations(gym.make("rlcyclegan/Grasp-v0", image_size=SIZE), translator)
+    obs_raw, _ = raw.reset(seed=3)
+    obs_wrapped, _ = wrapped.reset(seed=3)
+    np.testing.assert_array_equal(obs_wrapped["image"], translator(obs_raw["image"]))
+    np.testing.assert_array_equal(obs_wrapped["state"], obs_raw["state"])
+
+
+def test_checkpoint_without_generator_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "q.pt", {"kind": "qtopt"})
+    with pytest.raises(CheckpointError, match="without a sim2real generator"):
+        load_generator(path)
+
+
+def test_qtopt_translate_with_fills_the_replay_with_translated_images(tmp_path, generator_ckpt):
+    from rlcyclegan.data.dataset import EpisodeDataset
+    from rlcyclegan.train.qtopt import eval_domain, load_offline, preset_config
+
+    env = gym.make("rlcyclegan/Grasp-v0", image_size=SIZE)
+    write_episodes(tmp_path / "sim", [run_episode(env, "scripted", i, i) for i in range(2)], env_id="rlcyclegan/Grasp-v0",
+                   domain="sim", objects="train", policy="scripted", env_kwargs={"image_size": SIZE})
+    cfg = preset_config("tiny", data=(tmp_path / "sim",), translate_with=generator_ckpt, image_size=SIZE)
+    buf, episodes = load_offline(cfg, tmp_path, (SIZE, SIZE, 3), 2, 6, progress=False)
+
+    ds = EpisodeDataset(tmp_path / "sim")
+    expected = ImageTranslator.load(generator_ckpt)(ds.images())[ds.transitions()["obs_index"]]
+    assert episodes == 2
+    np.testing.assert_array_equal(buf.image[: len(buf)], expected)
+    assert eval_domain(cfg) == "real" and eval_domain(preset_config("tiny")) == "sim"
