@@ -42,7 +42,8 @@ def bench_env(
 
     The first reset of each size (model compilation, renderer creation) is excluded: it is a
     one-off per process, reported separately as ``startup_seconds``. ``success_episodes`` more
-    episodes per object split (train, unseen test) measure the scripted policy's success rate.
+    episodes per object split (train, unseen test) measure the scripted policy's success rate, and
+    as many the clean planner's on unseen objects (``clean_planner_success_test``).
     """
     results: dict = {
         "benchmark": "env",
@@ -79,6 +80,17 @@ def bench_env(
             results["scripted_success"][split] = {
                 "episodes": r["episodes"], "success_rate": r["successes"] / r["episodes"], "wilson95": [lo, hi],
             }
+        # The clean planner (privileged object poses, no noise, no deliberate misses) on unseen objects:
+        # the ceiling the grasp physics leave to any policy.
+        env = gym.make(env_id, domain=domain, image_size=min(sizes), objects="test")
+        clean = make_policy("scripted", env, seed=seed, action_noise=0.0, aim_noise=0.0, yaw_noise=0.0, miss_prob=0.0,
+                            random_target_prob=0.0)
+        r = run_episodes(env, clean, success_episodes, seed + 2 * 10**7)
+        env.close()
+        lo, hi = wilson_interval(r["successes"], r["episodes"])
+        results["clean_planner_success_test"] = {
+            "episodes": r["episodes"], "success_rate": r["successes"] / r["episodes"], "wilson95": [lo, hi],
+        }
     s64 = results["sizes"].get("64")
     if s64 is not None:
         results["goal_episodes_per_second_64"] = 50.0
