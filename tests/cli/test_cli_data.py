@@ -75,3 +75,16 @@ def test_collect_with_different_settings_fails_naming_the_field(collected, capsy
     assert main(args) == 1
 
     assert "policy: directory has 'scripted', requested 'random'" in capsys.readouterr().err
+
+
+def test_collect_env_kwargs_reach_the_env(tmp_path):
+    from rlcyclegan.data.dataset import EpisodeDataset
+
+    out = tmp_path / "pose"
+    assert main(["collect", "--out", str(out), "--env-kwargs", '{"state": "pose"}', "--no-progress", *COLLECT_ARGS]) == 0
+    assert EpisodeDataset(out).transitions()["state"].shape[1] == 5
+
+
+def test_collect_rejects_env_kwargs_that_are_not_json(tmp_path, capsys):
+    code = main(["collect", "--out", str(tmp_path / "x"), "--env-kwargs", "{state: pose}", "--no-progress", *COLLECT_ARGS])
+    assert code == 2 and "--env-kwargs" in capsys.readouterr().err

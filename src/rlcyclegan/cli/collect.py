@@ -35,6 +35,8 @@ class CollectConfig:
     """Height and width of the camera images in pixels."""
     num_objects: int = 5
     """Objects placed in the bin at each reset."""
+    env_kwargs: str = "{}"
+    """Extra env constructor arguments as JSON, merged over the fields above (e.g. '{"state": "pose"}')."""
     shard_size: int = 50
     """Episodes per shard file."""
     progress: bool = True
@@ -53,6 +55,15 @@ def main(argv: list[str]) -> int:
         "image_size": cfg.image_size,
         "num_objects": cfg.num_objects,
     }
+    try:
+        extra = json.loads(cfg.env_kwargs or "{}")
+    except json.JSONDecodeError as exc:
+        print(f"rlcyclegan collect: error: --env-kwargs is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(extra, dict):
+        print(f"rlcyclegan collect: error: --env-kwargs must be a JSON object, got {cfg.env_kwargs!r}", file=sys.stderr)
+        return 2
+    env_kwargs.update(extra)
     try:
         summary = collect(
             cfg.env,
