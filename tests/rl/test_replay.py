@@ -187,3 +187,21 @@ def test_same_generator_state_gives_the_same_batch():
 def test_capacity_below_one_raises():
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(0, IMG, 2, 3)
+
+
+def test_done_fraction_draws_that_share_among_episode_ends():
+    buf = buffer(100, range(1, 100))  # done = value is even: 49 of 99 rows
+    batch = buf.sample(40, np.random.default_rng(0), done_fraction=0.5)
+    assert batch["done"][:20].all()  # the stratified part comes first
+    assert batch["done"].mean() > 0.5
+
+
+def test_done_fraction_falls_back_to_uniform_without_episode_ends():
+    buf = buffer(10, [1, 3, 5, 7])  # no done rows
+    batch = buf.sample(8, np.random.default_rng(0), done_fraction=0.5)
+    assert set(batch["reward"].tolist()) <= {1.0, 3.0, 5.0, 7.0}
+
+
+def test_done_fraction_outside_unit_interval_raises():
+    with pytest.raises(ValueError, match="done_fraction"):
+        buffer(10, [1, 2]).sample(4, np.random.default_rng(0), done_fraction=1.5)

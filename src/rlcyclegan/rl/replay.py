@@ -85,18 +85,29 @@ class ReplayBuffer:
         self.size = int(min(self.size + n, self.capacity))
         self.added += n
 
-    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``n`` transitions drawn uniformly with replacement."""
+    def sample(self, n: int, rng: np.random.Generator, done_fraction: float = 0.0) -> dict[str, np.ndarray]:
+        """``n`` transitions drawn uniformly with replacement; with ``done_fraction`` > 0, that share
+        of them is drawn among the terminal transitions only (``done``: grasp attempts and
+        terminations, not time-outs), the rest uniformly over all (none terminal: all uniform)."""
         if self.size == 0:
             raise ValueError("ReplayBuffer.sample: the buffer is empty")
-        idx = rng.integers(0, self.size, n)
+        if not 0.0 <= done_fraction <= 1.0:
+            raise ValueError(f"ReplayBuffer.sample: done_fraction must be in [0, 1], got {done_fraction}")
+        n_done = int(round(n * done_fraction))
+        ends = np.flatnonzero(self.done[: self.size]) if n_done else np.zeros(0, np.int64)
+        if len(ends) == 0:
+            idx = rng.integers(0, self.size, n)
+        else:
+            idx = np.concatenate([ends[rng.integers(0, len(ends), n_done)], rng.integers(0, self.size, n - n_done)])
         return {name: getattr(self, name)[idx] for name in FIELDS}
 
 
 def sample_mixed(
-    offline: ReplayBuffer | None, online: ReplayBuffer | None, n: int, online_fraction: float, rng: np.random.Generator
+    offline: ReplayBuffer | None, online: ReplayBuffer | None, n: int, online_fraction: float, rng: np.random.Generator,
+    done_fraction: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """A batch of ``n`` with ``round(n * online_fraction)`` rows from ``online`` (when it holds data)."""
+    """A batch of ``n`` with ``round(n * online_fraction)`` rows from ``online`` (when it holds data);
+    ``done_fraction`` is passed to each buffer's :meth:`ReplayBuffer.sample`."""
     have_off = offline is not None and len(offline) > 0
     have_on = online is not None and len(online) > 0
     if not have_off and not have_on:
@@ -104,9 +115,9 @@ def sample_mixed(
     n_on = n if not have_off else (int(round(n * online_fraction)) if have_on else 0)
     parts = []
     if n - n_on:
-        parts.append(offline.sample(n - n_on, rng))  # type: ignore[union-attr]
+        parts.append(offline.sample(n - n_on, rng, done_fraction))  # type: ignore[union-attr]
     if n_on:
-        parts.append(online.sample(n_on, rng))  # type: ignore[union-attr]
+        parts.append(online.sample(n_on, rng, done_fraction))  # type: ignore[union-attr]
     if len(parts) == 1:
         return parts[0]
     return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}

@@ -124,6 +124,10 @@ class QTOptConfig:
     """Gradient steps."""
     batch_size: int = 64
     """Transitions per gradient step."""
+    done_fraction: float = 0.0
+    """Share of each batch drawn among terminal transitions (grasp attempts and terminations).
+    Uniform replay (0, as QT-Opt) gives these, the only transitions whose target is the reward
+    itself, ~10% of a batch, and judging a grasp from the image is the slowest thing to learn."""
     lr: float = 5e-4
     """Adam learning rate."""
     weight_decay: float = 0.0
@@ -496,7 +500,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             if cfg.online and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 and rounds <= (step - cfg.online_start) // cfg.collect_every:
                 collect_round()
             frac = online_mix(cfg, len(online) if online is not None else 0)
-            b = sample_mixed(offline, online, cfg.batch_size, frac, sample_rng)
+            b = sample_mixed(offline, online, cfg.batch_size, frac, sample_rng, cfg.done_fraction)
             t = {k: torch.as_tensor(v, device=device) for k, v in b.items()}
             if cfg.augment_shift > 0:
                 t["image"] = random_shift(t["image"], cfg.augment_shift, cem_gen)
