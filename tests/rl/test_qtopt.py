@@ -185,3 +185,19 @@ def test_lagged_copy_is_independent_of_later_online_changes():
         online.weight.add_(1.0)
 
     assert not torch.equal(target.weight, online.weight)
+
+
+def test_qtopt_targets_are_the_reward_at_terminal_states_and_bootstrap_elsewhere():
+    from rlcyclegan.nets.qnet import GraspQNet, QNetConfig
+    from rlcyclegan.rl.qtopt import qtopt_targets
+
+    torch.manual_seed(0)
+    net = GraspQNet(QNetConfig(image_size=16, merge_size=4, channels=4, head_channels=4, hidden=8, state_dim=2, action_dim=3))
+    images = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
+    reward = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    done = torch.tensor([True, True, False, False])
+    bounds = (torch.full((3,), -1.0), torch.full((3,), 1.0))
+    target = qtopt_targets(net, net, images, torch.zeros(4, 2), reward, done, bounds, gamma=0.9,
+                           cem=dict(iterations=1, samples=8, elites=2), generator=torch.Generator().manual_seed(0))
+    assert target[:2].tolist() == [1.0, 0.0]
+    assert 0.0 < target[2] <= 0.9 and target[3] == 1.0  # r + gamma V clipped to 1

@@ -15,7 +15,7 @@ See ``docs/data.md`` for the format.
 from __future__ import annotations
 
 from rlcyclegan.data.collect import CollectError, WorkerError, collect, policy_seed, run_episode
-from rlcyclegan.data.dataset import EpisodeDataset, load_image_folder, wilson_interval
+from rlcyclegan.data.dataset import EpisodeDataset, load_image_array, load_image_folder, wilson_interval
 from rlcyclegan.data.grid import episode_grid, image_grid, save_grid
 from rlcyclegan.data.schema import FIELDS, FORMAT_VERSION, MANIFEST_NAME, FieldSpec, shard_name
 from rlcyclegan.data.store import Episode, Shard, list_shards, read_shard, write_episodes, write_shard
@@ -34,6 +34,7 @@ __all__ = [
     "episode_grid",
     "image_grid",
     "list_shards",
+    "load_image_array",
     "load_image_folder",
     "policy_seed",
     "read_shard",

@@ -341,3 +341,25 @@ def load_image_folder(directory: str | os.PathLike[str], resize: int | tuple[int
             )
         arrays.append(arr)
     return np.stack(arrays)
+
+
+def load_image_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """The image array of an ``.npz`` (array ``images``/``image``, or its only array) or an ``.h5``
+    (dataset ``images``, ``image`` or an episode shard's ``obs/image``). Raises ValueError naming
+    the file and what it holds when there is none, or for another file type."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            key = next((k for k in ("images", "image") if k in z.files), z.files[0] if len(z.files) == 1 else None)
+            if key is None:
+                raise ValueError(f"{path}: no 'images' array (arrays: {z.files})")
+            return np.asarray(z[key])
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            key = next((k for k in ("images", "image", "obs/image") if k in f), None)
+            if key is None:
+                raise ValueError(f"{path}: no 'images' dataset (keys: {list(f.keys())})")
+            return np.asarray(f[key][()])
+    raise ValueError(f"{path}: not an .npz or .h5 image file")

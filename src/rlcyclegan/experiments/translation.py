@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlcyclegan.data.dataset import IMAGE_EXTENSIONS, EpisodeDataset
+from rlcyclegan.data.dataset import IMAGE_EXTENSIONS, EpisodeDataset, load_image_array
 from rlcyclegan.data.store import list_shards, read_shard
 from rlcyclegan.metrics.image import frechet_distance, kid, psnr, ssim
 from rlcyclegan.nets.generators import GeneratorConfig, from_gan_output, make_generator, to_gan_input
@@ -223,20 +223,8 @@ def read_input_images(path: str | Path, size: tuple[int, int] | None = None, res
         return np.stack(images), names
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return read_image(path)[None], [path.stem + ".png"]
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            key = next((k for k in ("images", "image") if k in z.files), z.files[0] if len(z.files) == 1 else None)
-            if key is None:
-                raise ValueError(f"{path}: no 'images' array (arrays: {z.files})")
-            images = z[key]
-    elif path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            key = next((k for k in ("images", "image", "obs/image") if k in f), None)
-            if key is None:
-                raise ValueError(f"{path}: no 'images' dataset (keys: {list(f.keys())})")
-            images = f[key][()]
+    if path.suffix in (".npz", ".h5", ".hdf5"):
+        images = load_image_array(path)
     else:
         raise ValueError(f"{path}: not an image folder, image file, episode folder, .npz or .h5")
     images = _fit(images, path, size, resize)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlcyclegan.rl.cem import cem_argmax
+
 
 def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
     """V(s') of clipped double-Q: the elementwise minimum of the two target networks' values."""
@@ -50,3 +52,21 @@ def lagged_update(target: nn.Module, online: nn.Module, step: int, period: int) 
         return False
     target.load_state_dict(online.state_dict())
     return True
+
+
+@torch.no_grad()
+def qtopt_targets(q_polyak: nn.Module, q_lagged: nn.Module, next_image: torch.Tensor, next_state: torch.Tensor,
+                  reward: torch.Tensor, done: torch.Tensor, bounds, gamma: float = 0.9, cem: dict | None = None,
+                  generator: torch.Generator | None = None, step_penalty: float = 0.0) -> torch.Tensor:
+    """QT-Opt's TD target for a batch: a* = CEM argmax of the Polyak target at s' (image encoded once),
+    V(s') = min of the Polyak and lagged targets at a* (clipped double-Q), target = r + gamma V(s')
+    (r at terminal s'), minus ``step_penalty`` on non-terminal steps, clipped to [0, 1] for the sigmoid Q.
+
+    ``q_polyak`` and ``q_lagged`` are Q-networks with ``encode(image)`` and ``head(features, state, actions)``.
+    """
+    feats = q_polyak.encode(next_image)
+    a_star, logit1 = cem_argmax(lambda s, a: q_polyak.head(s[0], s[1], a), (feats, next_state), bounds, generator=generator, **(cem or {}))
+    logit2 = q_lagged.head(q_lagged.encode(next_image), next_state, a_star)
+    v_next = clipped_double_q(torch.sigmoid(logit1.float()), torch.sigmoid(logit2.float()))
+    reward = reward - step_penalty * (~done.bool()).float()
+    return td_targets(reward, done, v_next, gamma).clamp(0.0, 1.0)

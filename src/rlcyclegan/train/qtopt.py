@@ -37,10 +37,9 @@ from rlcyclegan.data.schema import parse_shard_name, shard_name
 from rlcyclegan.data.store import list_shards, read_shard, write_shard
 from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
-from rlcyclegan.rl.cem import cem_argmax
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.rl.qtopt import clipped_double_q, lagged_update, polyak_update, td_loss, td_targets
+from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     MetricsLog,
@@ -351,13 +350,9 @@ def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch
     """
     cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
     # TD target: CEM argmax on the Polyak target, min with the lagged target there (clipped double-Q)
-    with torch.no_grad(), autocast(device):
-        feats = q_polyak.encode(batch["next_image"])
-        a_star, logit1 = cem_argmax(lambda s, a: q_polyak.head(s[0], s[1], a), (feats, batch["next_state"]), bounds, generator=cem_gen, **cem)
-        logit2 = q_lagged.head(q_lagged.encode(batch["next_image"]), batch["next_state"], a_star)
-        v_next = clipped_double_q(torch.sigmoid(logit1.float()), torch.sigmoid(logit2.float()))
-        reward = batch["reward"] - cfg.step_penalty * (~batch["done"]).float()
-        target = td_targets(reward, batch["done"], v_next, cfg.gamma).clamp(0.0, 1.0)
+    with autocast(device):
+        target = qtopt_targets(q_polyak, q_lagged, batch["next_image"], batch["next_state"], batch["reward"], batch["done"],
+                               bounds, cfg.gamma, cem, cem_gen, cfg.step_penalty)
     with autocast(device):
         logits = q(batch["image"], batch["state"], batch["action"])
     loss = td_loss(logits, target, cfg.loss)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlcyclegan.data.dataset import EpisodeDataset, load_image_folder
+from rlcyclegan.data.dataset import EpisodeDataset, load_image_array, load_image_folder
 from rlcyclegan.data.store import list_shards, read_shard
 from rlcyclegan.losses.cyclegan import (
     LossWeights,
@@ -59,10 +59,9 @@ from rlcyclegan.nets.discriminators import DISCRIMINATOR_PRESETS, DiscriminatorC
 from rlcyclegan.nets.generators import GENERATOR_PRESETS, GeneratorConfig, from_gan_output, make_generator, to_gan_input
 from rlcyclegan.nets.image_pool import ImagePool
 from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
-from rlcyclegan.rl.cem import cem_argmax
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.rl.qtopt import clipped_double_q, lagged_update, polyak_update, td_loss, td_targets
+from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import ReplayBuffer
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
@@ -303,20 +302,8 @@ def read_images(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
             images = read_shard(path).arrays["obs/image"]
     elif path.is_dir():
         images = load_image_folder(path, resize=image_shape[:2])
-    elif path.suffix == ".npz":
-        with np.load(path) as z:
-            key = next((k for k in ("images", "image") if k in z.files), z.files[0] if len(z.files) == 1 else None)
-            if key is None:
-                raise ValueError(f"{path}: no 'images' array (arrays: {z.files})")
-            images = z[key]
-    elif path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            key = next((k for k in ("images", "image", "obs/image") if k in f), None)
-            if key is None:
-                raise ValueError(f"{path}: no 'images' dataset (keys: {list(f.keys())})")
-            images = f[key][()]
+    elif path.suffix in (".npz", ".h5", ".hdf5"):
+        images = load_image_array(path)
     else:
         raise ValueError(f"{path}: not an episode folder, image folder, .npz or .h5")
     images = np.asarray(images)
@@ -566,16 +553,12 @@ def td_target(q_polyak: GraspQNet, q_lagged: GraspQNet, batch: dict, bounds: tup
               cem_gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """QT-Opt's TD target for a batch whose ``next_image`` is already a Q input (float NCHW in [-0.5, 0.5]).
 
-    As in ``train.qtopt.td_update``: a* = CEM argmax of the Polyak target at s', V(s') = min of the Polyak
-    and lagged targets at a* (clipped double-Q), target = r + gamma V(s') (r where s' is terminal), in [0, 1].
+    See :func:`rlcyclegan.rl.qtopt.qtopt_targets` (the same target as ``train.qtopt.td_update``).
     """
     cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
-    with torch.no_grad(), autocast(device):
-        feats = q_polyak.encode(batch["next_image"])
-        a_star, logit1 = cem_argmax(lambda s, a: q_polyak.head(s[0], s[1], a), (feats, batch["next_state"]), bounds, generator=cem_gen, **cem)
-        logit2 = q_lagged.head(q_lagged.encode(batch["next_image"]), batch["next_state"], a_star)
-        v_next = clipped_double_q(torch.sigmoid(logit1.float()), torch.sigmoid(logit2.float()))
-        return td_targets(batch["reward"], batch["done"], v_next, cfg.gamma).clamp(0.0, 1.0)
+    with autocast(device):
+        return qtopt_targets(q_polyak, q_lagged, batch["next_image"], batch["next_state"], batch["reward"], batch["done"],
+                             bounds, cfg.gamma, cem, cem_gen)
 
 
 def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen: torch.Generator, device: torch.device) -> dict:
