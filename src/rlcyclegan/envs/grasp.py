@@ -43,7 +43,7 @@ from rlcyclegan.envs import domains as dom
 from rlcyclegan.envs import scene as sc
 from rlcyclegan.envs.shapes import SPLITS, split_ids
 
-ENV_VERSION = 2
+ENV_VERSION = 3
 """Bumped whenever the scene, physics or looks change what a seed produces (recorded in episode files)."""
 
 MAX_XY_STEP = 0.05

@@ -38,8 +38,10 @@ TEX_SIZE = 128
 N_OBJECT_TEXTURES = 8
 N_RANDOM_TEXTURES = 16
 CAMERA_POS = np.array([0.24, -0.58, 0.80])  # relative to the active bin centre (over the shoulder)
-CAMERA_TARGET = np.array([0.01, 0.0, 0.0])
-CAMERA_FOVY = 32.0
+CAMERA_TARGET = np.array([0.0, 0.01, 0.04])
+# Framed so the bin fills the image (env v3): at 32 degrees (v2) the bin took a quarter of a 64 px
+# frame and objects were 2-4 pixels across, too few for a Q-network to tell a grasp from a miss.
+CAMERA_FOVY = 23.0
 
 
 def look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
