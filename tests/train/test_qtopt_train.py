@@ -300,3 +300,19 @@ def test_invalid_config_is_rejected_before_training(field, value, tmp_path):
         train_qtopt(cfg)
 
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------------ init_from (fine-tuning)
+def test_init_from_starts_the_q_network_and_its_targets_from_another_run(bandit_run, bandit_data, tmp_path):
+    run = train_qtopt(bandit_config(bandit_data, tmp_path, "ft", steps=2, lr=0.0, online=False, eval_episodes=2, eval_envs=2,
+                                    init_from=bandit_run))
+
+    source, tuned = load_checkpoint(bandit_run), load_checkpoint(run)
+    _assert_state_equal(tuned["policy"]["qnet"], source["policy"]["qnet"], "qnet")  # lr 0: the weights stay the source's
+    _assert_state_equal(tuned["q_lagged"], source["policy"]["qnet"], "q_lagged")
+    assert json.loads((run / "config.json").read_text())["init_from"] == str(bandit_run)
+
+
+def test_init_from_a_q_network_of_another_architecture_raises_naming_the_field(bandit_run, bandit_data, tmp_path):
+    with pytest.raises(CheckpointError, match=r"init_from .*'coords': \(False, True\)"):
+        train_qtopt(bandit_config(bandit_data, tmp_path, "ft", qnet_coords=True, init_from=bandit_run))

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("rlcyclegan.cli.translate", "translate images with a run's G (sim2real) or F (real2sim) into PNGs"),
     "eval-translation": ("rlcyclegan.cli.eval_translation", "PSNR/SSIM vs paired renders, Q-consistency, own-feature FID/KID (JSON)"),
     "bench train": ("rlcyclegan.cli.bench:train", "RL-CycleGAN vs CycleGAN training step speed (JSON)"),
+    "experiment": ("rlcyclegan.cli.experiment", "run a paper experiment (zero-shot, real-data, finetune, multibin): every method and seed, resumable"),
+    "report": ("rlcyclegan.cli.report", "markdown report of experiment results: tables vs the paper, plots, translation grids"),
     "demo": ("rlcyclegan.cli.demo", "the main job: what `make demo` runs"),
 }
 

@@ -87,7 +87,7 @@ def qtopt(argv: list[str]) -> int:
         "(its saved config is used; --steps and --max-minutes may be raised to train longer)."
     )
     return _train(argv, "train qtopt", QTOptConfig, PRESETS, preset_config, train_qtopt, RESUMABLE_CHANGES,
-                  {"data": "many", "out": "one", "translate_with": "one"}, description)
+                  {"data": "many", "out": "one", "translate_with": "one", "init_from": "one"}, description)
 
 
 def rlcyclegan(argv: list[str]) -> int:

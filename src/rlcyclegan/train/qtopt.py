@@ -88,6 +88,10 @@ class QTOptConfig:
     not given: they close and terminate anywhere, so Q learns those actions fail instead of extrapolating."""
     collect_workers: int = 2
     """Processes for collecting the off-policy episodes."""
+    init_from: Path | None = None
+    """A QT-Opt checkpoint or run folder, or an RL-CycleGAN one (its `policy` entry: Q_real): the Q-network and
+    both targets start from its weights instead of at random (fine-tuning). The architecture must match
+    (--qnet, --qnet-coords, --qnet-norm, image size, state and action sizes); a new run only (--resume ignores it)."""
     translate_with: Path | None = None
     """Generator checkpoint or run folder (from `train rlcyclegan`, any method): every training image
     (off-policy data, on-policy collection) goes through its sim-to-real G first. This is the paper's
@@ -203,6 +207,12 @@ PRESETS: dict[str, dict] = {
         eval_episodes=4, eval_envs=4, checkpoint_every=20, log_every=10, cem_samples=16, cem_elites=4,
         lagged_period=25, online_capacity=2000, online_ramp=50, max_minutes=0.0,
     ),
+    # `rlcyclegan demo`: the Sim-only policy of the newcomer's CPU job (a few minutes on 2 cores, 64 px)
+    "demo": dict(
+        qnet="small", offline_episodes=400, offline_random_episodes=150, steps=3000, batch_size=32, online_start=1000,
+        collect_every=250, collect_episodes=10, envs_per_worker=10, eval_every=0, eval_episodes=25, checkpoint_every=500,
+        lagged_period=500, online_ramp=2000, max_minutes=8.0,
+    ),
     "cpu": dict(),  # the dataclass defaults
     "gpu": dict(
         qnet="large", offline_episodes=20_000, offline_random_episodes=5000, collect_workers=8, steps=100_000, batch_size=256, lr=3e-4,
@@ -315,6 +325,21 @@ def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int) ->
                                    "action_dim": action_dim, "coords": cfg.qnet_coords, "norm": cfg.qnet_norm}))
 
 
+def load_initial_weights(q: GraspQNet, source: Path) -> None:
+    """Copy into ``q`` the Q-network of a QT-Opt checkpoint / run folder, or Q_real (the `policy` entry) of an
+    RL-CycleGAN one; raises CheckpointError when it has none or its architecture differs from ``q``'s."""
+    ckpt = load_checkpoint(source)
+    entry = ckpt.get("policy")
+    if entry is None:
+        raise CheckpointError(f"init_from {source}: a {ckpt.get('kind')!r} checkpoint without a Q-network "
+                              "(use a QT-Opt run or an RL-CycleGAN run of method rlcyclegan)")
+    saved = entry["qnet_config"]
+    if saved != q.cfg.to_dict():
+        diff = {k: (saved.get(k), v) for k, v in q.cfg.to_dict().items() if saved.get(k) != v}
+        raise CheckpointError(f"init_from {source}: its Q-network differs from the config's (field: (checkpoint, config)): {diff}")
+    q.load_state_dict(entry["qnet"])
+
+
 def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -> dict:
     """Greedy success rate over ``episodes`` episodes (seeds ``seed + i``) with its Wilson interval."""
     eps = run_episodes(envs, policy.act, [seed + i for i in range(episodes)])
@@ -399,6 +424,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     q = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
     q_polyak = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
     q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
+    if cfg.init_from is not None and resume is None:
+        load_initial_weights(q, Path(cfg.init_from))
     q_polyak.load_state_dict(q.state_dict())
     q_lagged.load_state_dict(q.state_dict())
     for t in (q_polyak, q_lagged):

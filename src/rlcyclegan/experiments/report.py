@@ -1,0 +1,405 @@
+"""`rlcyclegan report`: a markdown report (tables, plots, translation grids, commands) from experiment results.
+
+    rlcyclegan report --results runs/zero-shot runs/real-data --out results/
+
+Input: experiment folders written by `rlcyclegan experiment` (OUT/results.jsonl, OUT/experiment.json and
+the run folders), or results.jsonl files. Output in ``--out``: ``report.md``, ``report.json`` (the
+aggregated rows), ``<experiment>-<preset>.png`` plots with 95% intervals and
+``<experiment>-<preset>-translations.png`` grids. The markdown holds no timestamps and everything is
+ordered, so the same results give the same report, byte for byte.
+
+Aggregation over seeds: "success" is the mean of the seeds' success rates; the interval is the 95%
+Wilson interval of all seeds' episodes pooled (successes / episodes); per-seed values keep their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlcyclegan.data.dataset import wilson_interval
+from rlcyclegan.experiments.runner import EXPERIMENT_NAME, RESULTS_NAME, RUNTIME_FIELDS, sort_key
+from rlcyclegan.experiments.specs import EXPERIMENTS, RECIPES
+from rlcyclegan.train.common import write_json_atomic
+
+PAPER_ZERO_SHOT = {"sim-only": 21, "randomized-sim": 37, "gan": 29, "cyclegan": 61, "rl-cyclegan": 70}
+"""Real-robot grasp success (%) on unseen objects, Rao et al. 2020, Robot 1 (paper-notes.md). The notes give
+no number for a policy trained on the real robot's own data (the Oracle row here)."""
+PAPER_REAL_DATA = {0.01: ("5,000", {"real-only": 15, "rl-cyclegan-real": 75}),
+                   0.05: ("28,000", {"real-only": 16, "rl-cyclegan-real": 86}),
+                   1.0: ("580,000", {"real-only": 87, "rl-cyclegan-real": 94})}
+"""Share of the full real data set (580k episodes) -> (episodes, {method: success %}) from the paper."""
+PAPER_FINETUNE = {"rl-cyclegan-ft": 94}
+"""RL-CycleGAN fine-tuned with 5k off-policy + 10k on-policy real episodes (the paper); shown at the largest budget."""
+BUDGET_COLUMNS = {"real": "real episodes", "onpolicy": "on-policy episodes"}
+
+
+class ReportError(ValueError):
+    """No results where the report was pointed, or a results file that cannot be read."""
+
+
+# ===================================================================================== input
+@dataclass
+class Source:
+    """One experiment's results file, its folder (run paths are relative to it) and experiment.json."""
+
+    given: str
+    root: Path
+    records: list[dict]
+    meta: dict
+
+
+def find_results(paths: Sequence[Path | str]) -> list[Path]:
+    """results.jsonl files: the files given, the one in each folder, or those one level below a folder."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif (p / RESULTS_NAME).is_file():
+            found.append(p / RESULTS_NAME)
+        elif p.is_dir() and sorted(p.glob(f"*/{RESULTS_NAME}")):
+            found += sorted(p.glob(f"*/{RESULTS_NAME}"))
+        else:
+            raise ReportError(f"{p}: no {RESULTS_NAME} there (make one with `rlcyclegan experiment NAME --out {p}`)")
+    return found
+
+
+def load_source(path: Path, given: str) -> Source:
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise ReportError(f"{path}: not a readable results file ({e})") from e
+    if not records:
+        raise ReportError(f"{path}: no records yet (no run has finished)")
+    missing = [k for k in ("experiment", "method", "seed", "success", "successes", "eval_episodes") if k not in records[0]]
+    if missing:
+        raise ReportError(f"{path}: records lack {missing}; is this an `rlcyclegan experiment` results file?")
+    meta_path = path.parent / EXPERIMENT_NAME
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return Source(given, path.parent, sorted(records, key=sort_key), meta)
+
+
+# ===================================================================================== aggregation
+@dataclass
+class Row:
+    """One method (at one budget, in one evaluation) over its seeds."""
+
+    experiment: str
+    preset: str
+    method: str
+    label: str
+    budget: int | None
+    budget_kind: str | None
+    eval: str
+    records: list[dict]
+    source: Source
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean([r["success"] for r in self.records]))
+
+    @property
+    def pooled(self) -> tuple[float, float]:
+        return wilson_interval(sum(r["successes"] for r in self.records), sum(r["eval_episodes"] for r in self.records))
+
+    def to_dict(self) -> dict:
+        lo, hi = self.pooled
+        return {"experiment": self.experiment, "preset": self.preset, "method": self.method, "label": self.label,
+                "budget": self.budget, "budget_kind": self.budget_kind, "eval": self.eval, "success": round(self.mean, 6),
+                "pooled_low": round(lo, 6), "pooled_high": round(hi, 6), "seeds": [r["seed"] for r in self.records],
+                "per_seed": [{"seed": r["seed"], "success": r["success"], "low": r["success_low"], "high": r["success_high"],
+                              "episodes": r["eval_episodes"]} for r in self.records],
+                "wall_minutes": round(float(np.mean([r["wall_seconds"] for r in self.records])) / 60, 2),
+                "real_episodes": int(round(float(np.mean([r["real_episodes"] for r in self.records])))),
+                "onpolicy_episodes": int(round(float(np.mean([r["onpolicy_episodes"] for r in self.records]))))}
+
+
+def rows_of(source: Source) -> list[Row]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in source.records:
+        groups.setdefault((r["experiment"], r.get("preset", ""), r["method"], r["budget"], r["eval"]), []).append(r)
+    rows = [Row(e, p, m, recs[0].get("label", m), b, recs[0].get("budget_kind"), ev, sorted(recs, key=lambda r: r["seed"]), source)
+            for (e, p, m, b, ev), recs in groups.items()]
+    return sorted(rows, key=lambda row: sort_key(row.records[0]))
+
+
+def section_key(row: Row) -> tuple:
+    exps, presets = list(EXPERIMENTS), list(RECIPES)
+    return (exps.index(row.experiment) if row.experiment in exps else len(exps), row.experiment,
+            presets.index(row.preset) if row.preset in presets else len(presets), row.preset)
+
+
+def oracle_success(rows: list[Row], row: Row) -> float | None:
+    """Mean success of the Oracle of the same preset and env (this experiment's, else the zero-shot one)."""
+    cands = [r for r in rows if r.method == "oracle" and r.preset == row.preset and r.records[0].get("train_env") == row.records[0].get("train_env")]
+    cands.sort(key=lambda r: (r.experiment != row.experiment, section_key(r)))
+    return cands[0].mean if cands else None
+
+
+def paper_value(row: Row, rows: list[Row]) -> int | None:
+    if row.experiment == "zero-shot":
+        return PAPER_ZERO_SHOT.get(row.method)
+    if row.experiment == "real-data" and row.records[0].get("budget_share"):
+        share = row.records[0]["budget_share"]
+        for frac, (_, values) in PAPER_REAL_DATA.items():
+            if abs(share - frac) <= 0.2 * frac:
+                return values.get(row.method)
+    if row.experiment == "finetune" and row.method in PAPER_FINETUNE:
+        largest = max(r.budget or 0 for r in rows if r.method == row.method and r.preset == row.preset and r.experiment == row.experiment)
+        return PAPER_FINETUNE[row.method] if row.budget == largest else None
+    return None
+
+
+# ===================================================================================== markdown
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def interval(lo: float, hi: float) -> str:
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def table(rows: list[Row], all_rows: list[Row]) -> list[str]:
+    kind = next((r.budget_kind for r in rows if r.budget_kind), None)
+    evals = sorted({r.eval for r in rows}) != ["real"]
+    head = ["method"] + ([BUDGET_COLUMNS[kind]] if kind else []) + (["evaluation"] if evals else []) + [
+        "success (mean of seeds)", "95% CI (seeds pooled)", "per seed: success [95% CI]", "of Oracle", "paper",
+        "wall min (train + eval, per seed)", "real episodes used"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        oracle = oracle_success(all_rows, row)
+        paper = paper_value(row, all_rows)
+        d = row.to_dict()
+        cells = [row.label] + ([f"{row.budget:,}" if row.budget is not None else "0 (no budget)"] if kind else []) + ([row.eval] if evals else []) + [
+            pct(row.mean), interval(*row.pooled),
+            "; ".join(f"s{r['seed']} {pct(r['success'])} {interval(r['success_low'], r['success_high'])}" for r in row.records),
+            (pct(row.mean / oracle) if oracle else "— (Oracle 0%)" if oracle == 0 else "—"), (f"{paper}%" if paper is not None else "—"),
+            f"{d['wall_minutes']:.1f}", f"{d['real_episodes']:,}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def stage_command(kind: str, config: dict, preset: str) -> str:
+    """`rlcyclegan train KIND --preset P --field value ...` for the fields that differ from the preset."""
+    from rlcyclegan.train import qtopt as qt
+    from rlcyclegan.train import rlcyclegan as rc
+    from rlcyclegan.train.common import to_jsonable
+
+    base = to_jsonable((qt if kind == "qtopt" else rc).preset_config(preset))
+    parts = ["rlcyclegan", "train", kind, "--preset", preset]
+    for k in base:
+        v = config.get(k, base[k])
+        if k in RUNTIME_FIELDS[:3] or (v == base[k] and k not in ("out", "name")):
+            continue
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            parts.append(flag if v else "--no-" + k.replace("_", "-"))
+        elif v is None:
+            parts += [flag, "None"]
+        elif isinstance(v, list):
+            parts += [flag, *map(str, v)]
+        else:
+            parts += [flag, str(v)]
+    return shlex.join(parts)
+
+
+def commands_section(sections: list[tuple[tuple, list[Row]]]) -> list[str]:
+    lines = ["## How these results were made", ""]
+    sources: list[Source] = []
+    for _, rows in sections:
+        for row in rows:
+            if all(row.source is not s for s in sources):
+                sources.append(row.source)
+    for src in sources:
+        lines += [f"Results `{src.given}`; the experiment commands run into it:", "", "```bash",
+                  *src.meta.get("commands", ["(no experiment.json)"]), "```", ""]
+        recipe = src.meta.get("recipe", {})
+        lines += ["Training stages of each method (its first seed; every run keeps its full config in RUN/STAGE/config.json, "
+                  "and the results give each run's config hash). Paths are as the experiment wrote them:", ""]
+        done: set[tuple] = set()
+        for row in rows_of(src):
+            key = (row.method, row.budget)
+            if key in done:
+                continue
+            done.add(key)
+            rec = row.records[0]
+            budget = f", budget {row.budget:,}" if row.budget is not None else ""
+            lines.append(f"- **{row.label}**{budget}, seed {rec['seed']} (`{rec['run']}`, config hash `{rec['config_hash']}`):")
+            for stage in rec.get("stages", sorted(rec.get("steps", {}))):
+                cfg_path = src.root / rec["run"] / stage / "config.json"
+                if not cfg_path.exists():
+                    lines.append(f"  - `{stage}`: config not found at {rec['run']}/{stage}/config.json")
+                    continue
+                cfg = json.loads(cfg_path.read_text())
+                kind = "qtopt" if "offline_episodes" in cfg else "rlcyclegan"
+                preset = recipe.get(f"{kind}_preset", "cpu")
+                lines.append(f"  - `{stage}` ({rec['steps'][stage]} steps): `{stage_command(kind, cfg, preset)}`")
+        lines.append("")
+    return lines
+
+
+# ===================================================================================== plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110, metadata={"Software": None})
+    _pyplot().close(fig)
+    os.replace(tmp, path)
+
+
+def bar_plot(rows: list[Row], path: Path, title: str) -> None:
+    """Success of each method (and evaluation) with pooled 95% intervals; the paper's numbers as red marks."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 1), 3.8))
+    x = np.arange(len(rows))
+    means = np.array([r.mean for r in rows])
+    lo = np.array([r.pooled[0] for r in rows])
+    hi = np.array([r.pooled[1] for r in rows])
+    ax.bar(x, means, color="C0", alpha=0.8)
+    ax.errorbar(x, means, yerr=[means - lo, hi - means], fmt="none", ecolor="k", capsize=3)
+    papers = [(i, paper_value(r, rows)) for i, r in enumerate(rows)]
+    pts = [(i, v / 100) for i, v in papers if v is not None]
+    if pts:
+        ax.plot(*zip(*pts), "rx", ms=8, label="paper (real robot)")
+        ax.legend(fontsize=8)
+    ax.set_xticks(x, [r.label + ("" if r.eval == "real" else f"\n{r.eval}") for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("grasp success in real (95% CI)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def curve_plot(rows: list[Row], path: Path, title: str, kind: str) -> None:
+    """Success against the budget (real episodes on a log axis, or on-policy episodes) with pooled 95% intervals;
+    methods without a budget are drawn as horizontal lines (fine-tuning curves start from their base run at 0)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    curves = [m for m in dict.fromkeys(r.method for r in rows if r.budget is not None)]
+    flat = [r for r in rows if r.budget is None]
+    for i, method in enumerate(curves):
+        pts = [r for r in rows if r.method == method and r.budget is not None]
+        start = [r for r in flat if kind == "onpolicy" and method == f"{r.method}-ft"]
+        pts = start + pts
+        xs = np.array([0 if r.budget is None else r.budget for r in pts], dtype=float)
+        ax.plot(xs, [r.mean for r in pts], "o-", color=f"C{i}", label=pts[-1].label, ms=4)
+        ax.fill_between(xs, [r.pooled[0] for r in pts], [r.pooled[1] for r in pts], color=f"C{i}", alpha=0.15, lw=0)
+    for j, r in enumerate(flat):
+        ax.axhline(r.mean, color=f"C{len(curves) + j}", ls="--", lw=1, label=f"{r.label} (no {BUDGET_COLUMNS[kind]})")
+    if kind == "real":
+        ax.set_xscale("log")
+    ax.set_xlabel(BUDGET_COLUMNS[kind] + (" (log scale)" if kind == "real" else ""))
+    ax.set_ylabel("grasp success in real (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def translation_grid(rows: list[Row], path: Path, states: int = 4) -> tuple[Path | None, list[str]]:
+    """Sim states (unseen objects), each method's G(sim) and the paired real render, one state per row.
+    Returns (the grid or None, notes about methods left out)."""
+    from rlcyclegan.data.grid import save_grid
+    from rlcyclegan.envs.render import paired_states
+    from rlcyclegan.rl.checkpoint import CheckpointError
+    from rlcyclegan.rl.translate import ImageTranslator
+
+    gens, notes, seen = [], [], set()
+    for row in rows:
+        rec = row.records[0]
+        if not rec.get("generator") or (row.method, row.budget) in seen:
+            continue
+        seen.add((row.method, row.budget))
+        label = row.label + (f" ({row.budget:,})" if row.budget is not None else "")
+        try:
+            gens.append((label, ImageTranslator.load(row.source.root / rec["generator"])))
+        except CheckpointError as e:
+            notes.append(f"{label}: no generator ({e})")
+    if not gens:
+        return None, notes
+    rec = rows[0].records[0]
+    env, size = rec.get("train_env", "rlcyclegan/Grasp-v0"), int(rec.get("image_size", 64))
+    renders = list(paired_states(env, ("sim", "real"), states, size, "test", 0))
+    sims = np.stack([r["sim"]["image"] for r in renders])
+    cols = [sims] + [t(sims) for _, t in gens] + [np.stack([r["real"]["image"] for r in renders])]
+    grid = [[c[i] for c in cols] for i in range(len(renders))]
+    labels = ["sim"] + [f"G: {label}" for label, _ in gens] + ["real (same state)"]
+    save_grid(path, grid, col_labels=labels, scale=max(1, 128 // size))
+    return path, notes
+
+
+# ===================================================================================== the report
+def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = True) -> Path:
+    """Write OUT/report.md (+ report.json, plots, translation grids) from the results; returns the markdown's path."""
+    out = Path(out)
+    files = find_results(results)
+    sources = [load_source(f, str(f)) for f in files]
+    all_rows = [row for src in sources for row in rows_of(src)]
+    sections: dict[tuple, list[Row]] = {}
+    for row in sorted(all_rows, key=section_key):
+        sections.setdefault(section_key(row), []).append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    md = ["# Experiment results", "",
+          "Made by `rlcyclegan report` from " + ", ".join(f"`{s.given}`" for s in sources) + ".",
+          "Success is the greedy grasp success of each run's policy in the `real` domain of the benchmark on unseen "
+          "(test) objects. *success* is the mean over seeds; its interval is the 95% Wilson interval of all seeds' "
+          "episodes pooled; per-seed values carry their own interval. *of Oracle*: the mean success as a share of the "
+          "Oracle's (QT-Opt trained in `real` with all the real data and on-policy real episodes, same preset). "
+          "*paper*: real-robot success from Rao et al. (CVPR 2020) on unseen objects: another robot, scale and data "
+          "budget, so compare orderings and gaps rather than values. *wall*: training (data collection shared by "
+          "all runs excluded) plus evaluation, per seed, of the run's own stages.", ""]
+    for key, rows in sections.items():
+        exp, preset = rows[0].experiment, rows[0].preset
+        title = EXPERIMENTS[exp].title if exp in EXPERIMENTS else exp
+        seeds = sorted({r["seed"] for row in rows for r in row.records})
+        episodes = sorted({r["eval_episodes"] for row in rows for r in row.records})
+        stem = f"{exp}-{preset}"
+        md += [f"## {title} (`{exp}`, preset `{preset}`)", "",
+               f"Seeds {', '.join(map(str, seeds))}; {', '.join(map(str, episodes))} evaluation episodes per run.", ""]
+        md += table(rows, all_rows) + [""]
+        kind = next((r.budget_kind for r in rows if r.budget_kind), None)
+        if exp == "real-data":
+            md += ["Paper (real robot): " + "; ".join(f"{n} real episodes ({frac:.0%} of all): Real-only {v['real-only']}%, "
+                                                       f"RL-CycleGAN + Real {v['rl-cyclegan-real']}%" for frac, (n, v) in PAPER_REAL_DATA.items())
+                   + ". Rows whose share of the Oracle's real data matches 1%, 5% or 100% show these.", ""]
+        if exp == "finetune":
+            md += ["Paper: RL-CycleGAN fine-tuned with 5k off-policy and 10k on-policy real episodes reached 94% "
+                   "(shown at the largest on-policy budget).", ""]
+        if exp == "zero-shot":
+            md += ["The notes this project keeps on the paper give no real-robot number for a policy trained on the "
+                   "robot's own data alone at the Oracle's budget, so the Oracle row has no paper value.", ""]
+        if kind:
+            curve_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})", kind)
+        else:
+            bar_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})")
+        md += [f"![{title}]({stem}.png)", ""]
+        if grids:
+            grid, notes = translation_grid(rows, out / f"{stem}-translations.png")
+            if grid is not None:
+                md += ["Translations of the same sim states (unseen objects) by each method's generator G (first seed), "
+                       "next to the real render of the same state:", "", f"![translations]({grid.name})", ""]
+            md += [f"- {n}" for n in notes] + ([""] if notes else [])
+    md += commands_section(list(sections.items()))
+    path = out / "report.md"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(md).rstrip("\n") + "\n")
+    os.replace(tmp, path)
+    write_json_atomic(out / "report.json", {"sources": [s.given for s in sources], "rows": [r.to_dict() for r in all_rows]})
+    return path

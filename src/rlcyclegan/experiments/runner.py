@@ -1,0 +1,447 @@
+"""Run one of the paper's experiments end to end: shared data, every method and seed, evaluation, results.
+
+    rlcyclegan experiment zero-shot --preset cpu --seeds 3 --out runs/zero-shot
+
+1. Plan: each (seed, method, budget) becomes a run whose training stages come from the method's
+   recipe (:mod:`rlcyclegan.experiments.specs`); methods a selected one needs (RL-CycleGAN starts
+   from the Sim-only run of its seed) are added.
+2. Data: every episode pool the pending runs use is collected once into OUT/data (resumable,
+   shared by methods and seeds); subsets are hard links of the pool's shards.
+3. Runs, in order, each in OUT/runs/<method>-s<seed>[-<budget>]/: a stage is trained (or resumed
+   from its last checkpoint, when one exists) into RUN/<stage>/ and marked finished by
+   RUN/<stage>/done.json; the policy is then evaluated (greedy CEM, real domain, unseen objects) and
+   RUN/result.json written. A run with result.json is finished and skipped on a rerun.
+4. OUT/results.jsonl is rebuilt from every RUN/result.json after each run (one record per run and
+   evaluation, in a fixed order), and OUT/experiment.json records the commands and recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlcyclegan.data.collect import CollectError, collect
+from rlcyclegan.data.dataset import EpisodeDataset
+from rlcyclegan.data.store import list_shards, read_shard, write_shard
+from rlcyclegan.experiments import specs
+from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, DataSpec, Stage
+from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
+from rlcyclegan.train.common import TrainingDiverged, to_jsonable, write_json_atomic
+from rlcyclegan.train.qtopt import train_qtopt
+from rlcyclegan.train.rlcyclegan import train_rlcyclegan
+
+TRAINERS = {"qtopt": train_qtopt, "rlcyclegan": train_rlcyclegan}
+"""Stage kind -> training function ``f(cfg, resume=None) -> run folder`` (looked up at call time)."""
+RUNTIME_FIELDS = ("progress", "threads", "device", "out", "name")
+"""Config fields that do not change what a stage computes: left out of config hashes and free to change on resume."""
+RESUMABLE_FIELDS = RUNTIME_FIELDS + ("steps", "max_minutes")
+"""Config fields a stage may change when an interrupted run resumes (as `train qtopt --resume`)."""
+RESULTS_NAME = "results.jsonl"
+EXPERIMENT_NAME = "experiment.json"
+
+
+class ExperimentError(ValueError):
+    """The experiment cannot run as asked: unknown name, preset or method, or an output folder that holds another."""
+
+
+# ===================================================================================== plan
+@dataclass
+class RunPlan:
+    """One run: a method at a seed (and budget), its stages and where it lives."""
+
+    run_id: str
+    method: str
+    seed: int
+    budget: int | None
+    folder: Path
+    stages: list[Stage]
+    needs: list[str]
+    """Run ids that must be finished first."""
+    datasets: list[DataSpec]
+    real_offline: int
+    onpolicy_real: bool
+
+    @property
+    def spec(self) -> specs.Method:
+        return METHODS[self.method]
+
+
+@dataclass
+class Plan:
+    name: str
+    preset: str
+    seeds: tuple[int, ...]
+    out: Path
+    episodes: int
+    runs: list[RunPlan]
+    added: list[str] = field(default_factory=list)
+    """Methods added because a selected one needs them."""
+    command: str = ""
+
+    def datasets(self, runs: list[RunPlan] | None = None) -> list[DataSpec]:
+        """The datasets of ``runs`` (default: all), each once, pools before what is made from them."""
+        seen: dict[str, DataSpec] = {}
+        for run in self.runs if runs is None else runs:
+            for d in run.datasets:
+                seen.setdefault(d.name, d)
+        return list(seen.values())
+
+
+def check_name(name: str) -> None:
+    if name not in EXPERIMENTS:
+        raise ExperimentError(f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}")
+
+
+def select_methods(name: str, only: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(methods to run in the experiment's order, methods added as dependencies of the selected ones)."""
+    methods = list(EXPERIMENTS[name].methods)
+    if not only:
+        return methods, []
+    unknown = [m for m in only if m not in methods]
+    if unknown:
+        raise ExperimentError(f"--only: {', '.join(unknown)} not in experiment {name!r}; its methods: {', '.join(methods)}")
+    chosen = set(only)
+    todo = list(only)
+    while todo:
+        for dep in METHODS[todo.pop()].needs:
+            if dep not in chosen:
+                chosen.add(dep)
+                todo.append(dep)
+    return [m for m in methods if m in chosen], [m for m in methods if m in chosen and m not in only]
+
+
+def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | str = Path("runs/experiment"),
+                    episodes: int | None = None, only: tuple[str, ...] = (), budgets: tuple[int, ...] = ()) -> Plan:
+    """Every run of the experiment (dependencies before the runs that use them), with its stages and data."""
+    check_name(name)
+    if preset not in RECIPES:
+        raise ExperimentError(f"unknown preset {preset!r}; expected one of: {', '.join(RECIPES)}")
+    if seeds < 1:
+        raise ExperimentError(f"--seeds must be >= 1 (got {seeds})")
+    if episodes is not None and episodes < 1:
+        raise ExperimentError(f"--episodes must be >= 1 (got {episodes})")
+    if any(b < 1 for b in budgets):
+        raise ExperimentError(f"--budgets must be >= 1 (got {list(budgets)})")
+    out = Path(out)
+    recipe = RECIPES[preset]
+    methods, added = select_methods(name, tuple(only))
+    runs: list[RunPlan] = []
+    for seed in range(seeds):
+        for method in methods:
+            m = METHODS[method]
+            probe = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method)
+            for budget in specs.budgets(probe, m, tuple(budgets) or None):
+                ctx = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method, budget)
+                stages = m.build(ctx)
+                runs.append(RunPlan(specs.run_id(method, seed, budget), method, seed, budget, ctx.run_dir(), stages,
+                                    [specs.run_id(dep, seed) for dep in m.needs], list(ctx.datasets.values()),
+                                    m.real_offline(ctx), m.onpolicy_real))
+    plan = Plan(name, preset, tuple(range(seeds)), out, episodes or recipe.eval_episodes, runs, added)
+    plan.command = command_line(name, preset, seeds, out, episodes, only, budgets)
+    check_datasets(plan)
+    return plan
+
+
+def check_datasets(plan: Plan) -> None:
+    seen: dict[str, DataSpec] = {}
+    for run in plan.runs:
+        for d in run.datasets:
+            if seen.setdefault(d.name, d) != d:
+                raise ExperimentError(f"recipes disagree on the dataset {d.name!r}: {seen[d.name]} vs {d}")
+
+
+def command_line(name: str, preset: str, seeds: int, out: Path, episodes: int | None, only, budgets) -> str:
+    parts = ["rlcyclegan", "experiment", name, "--preset", preset, "--seeds", str(seeds), "--out", str(out)]
+    if episodes is not None:
+        parts += ["--episodes", str(episodes)]
+    if only:
+        parts += ["--only", *only]
+    if budgets:
+        parts += ["--budgets", *map(str, budgets)]
+    return shlex.join(parts)
+
+
+# ===================================================================================== hashing
+def normalized_config(cfg: Any, out: Path) -> dict:
+    """A stage config as JSON, without run-time fields, with paths under ``out`` written as $OUT/..."""
+    prefix = str(out).rstrip("/") + "/"
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith(prefix):
+            return "$OUT/" + v[len(prefix):]
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        return v
+
+    return {k: norm(v) for k, v in to_jsonable(cfg).items() if k not in RUNTIME_FIELDS}
+
+
+def config_hash(stages: list[Stage], out: Path) -> str:
+    """Stable hash (16 hex digits) of the training configs of ``stages`` (independent of where OUT is)."""
+    blob = json.dumps([{"stage": s.name, "kind": s.kind, "config": normalized_config(s.config, out)} for s in stages], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ===================================================================================== data
+def make_dataset(spec: DataSpec, out: Path, workers: int, progress: bool) -> None:
+    """Collect a pool (resumable), or make a subset / image array of a pool (once)."""
+    path = out / "data" / spec.name
+    log = out / "data" / "collection.json"
+    if spec.kind == "collect":
+        try:
+            summary = collect(spec.env, dict(spec.env_kwargs), spec.policy, spec.episodes, path, workers=workers, seed=spec.seed, progress=progress)
+        except CollectError as e:
+            raise ExperimentError(f"{e} (did the recipe change? delete {path} or use another --out)") from e
+        if summary["new_episodes"]:
+            times = json.loads(log.read_text()) if log.exists() else {}
+            times[spec.name] = {"episodes": summary["episodes"], "success_rate": round(summary["success_rate"], 4),
+                                "seconds": round(times.get(spec.name, {}).get("seconds", 0.0) + summary["seconds"], 1)}
+            write_json_atomic(log, dict(sorted(times.items())))
+    elif spec.kind == "subset":
+        if not (path / "subset.json").exists():
+            make_subset(out / "data" / spec.source, path, spec.episodes)
+    elif not path.exists():
+        ds = EpisodeDataset(out / "data" / spec.source)
+        images = np.concatenate([ds[i].images for i in range(min(spec.episodes, len(ds)))])
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images)
+        os.replace(tmp, path)
+
+
+def make_subset(source: Path, dest: Path, episodes: int) -> None:
+    """``dest``: the episodes of ``source`` with index < ``episodes`` (whole shards hard-linked, the last one cut)."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    kept = 0
+    for path in list_shards(source):
+        index = read_shard(path, load_images=False).episode_indices
+        if index.min() >= episodes:
+            continue
+        if index.max() < episodes:
+            try:
+                os.link(path, tmp / path.name)
+            except OSError:
+                shutil.copyfile(path, tmp / path.name)
+            kept += len(index)
+            continue
+        shard = read_shard(path)
+        eps = [e for e in shard.episodes() if e.index < episodes]
+        a = shard.attrs
+        write_shard(tmp / path.name, eps, env_id=a["env_id"], domain=a["domain"], objects=a["objects"], policy=a["policy"],
+                    env_kwargs=a.get("env_kwargs"))
+        kept += len(eps)
+    if kept != episodes:
+        raise ExperimentError(f"{source} holds {kept} episodes below index {episodes}; expected {episodes}")
+    write_json_atomic(tmp / "subset.json", {"source": source.name, "episodes": episodes})
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+# ===================================================================================== runs
+def run_status(run: RunPlan) -> str:
+    """done (result.json exists), interrupted (a stage has a checkpoint) or pending."""
+    if (run.folder / "result.json").exists():
+        return "done"
+    if any((run.folder / s.name / "checkpoints" / "latest.pt").exists() for s in run.stages):
+        return "interrupted"
+    return "pending"
+
+
+def stale(plan: Plan, run: RunPlan) -> bool:
+    """A finished run whose training configs differ from what the recipe now makes (it is kept, not retrained)."""
+    return json.loads((run.folder / "result.json").read_text()).get("config_hash") != config_hash(run.stages, plan.out)
+
+
+def check_resumable(stage: Stage, folder: Path) -> None:
+    """An interrupted QT-Opt stage resumes only with the config it started with (RESUMABLE_FIELDS aside)."""
+    saved_path = folder / "config.json"
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    now = to_jsonable(stage.config)
+    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v}
+    if diff:
+        raise ExperimentError(f"{folder}: interrupted with another config (field: (saved, recipe)): {diff}; "
+                              f"delete {folder.parent} to train it again with the current recipe")
+
+
+def train_stage(stage: Stage, folder: Path, out: Path) -> str:
+    """Train, resume or skip one stage; returns what happened (trained, resumed, skipped)."""
+    done = folder / "done.json"
+    h = config_hash([stage], out)
+    if done.exists():
+        if json.loads(done.read_text())["config_hash"] != h:
+            raise ExperimentError(f"{folder}: finished with another config than the current recipe; delete {folder.parent} to retrain")
+        return "skipped"
+    train = TRAINERS[stage.kind]
+    if (folder / "checkpoints" / "latest.pt").exists():
+        if stage.kind == "qtopt":
+            check_resumable(stage, folder)
+            write_json_atomic(folder / "config.json", stage.config)
+        train(stage.config, resume=folder)
+        action = "resumed"
+    else:
+        train(stage.config)
+        action = "trained"
+    ckpt = load_checkpoint(folder)
+    write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
+                             "online_episodes": int(ckpt.get("online_episodes", 0))})
+    return action
+
+
+def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[dict]:
+    """The run's records: its policy evaluated in each of the experiment's evaluations."""
+    from rlcyclegan.rl.evaluate import evaluate_checkpoint
+
+    ctx = Ctx(plan.name, plan.preset, RECIPES[plan.preset], plan.out, EXPERIMENTS[plan.name].env, run.seed, run.method, run.budget)
+    stage_info = {s.name: json.loads((run.folder / s.name / "done.json").read_text()) for s in run.stages}
+    policy = run.folder / run.spec.policy_stage
+    onpolicy = stage_info[run.spec.policy_stage]["online_episodes"]
+    policy_cfg = next(s.config for s in run.stages if s.name == run.spec.policy_stage)
+    onpolicy_domain = getattr(policy_cfg, "domain", None) if getattr(policy_cfg, "online", False) else None
+    train_seconds = sum(info["elapsed"] for info in stage_info.values())
+    kwargs = {"image_size": ctx.image_size(), **json.loads(ctx.env_kwargs_json() or "{}")}
+    recipe = RECIPES[plan.preset]
+    records = []
+    for ev in specs.evaluations(plan.name):
+        res = evaluate_checkpoint(policy, env_id=ev.env, domain=ev.domain, objects=ev.objects, episodes=plan.episodes,
+                                  envs=min(recipe.eval_envs, plan.episodes), env_kwargs=kwargs, device=device, progress=progress)
+        records.append({
+            "experiment": plan.name, "method": run.method, "label": run.spec.label, "seed": run.seed, "budget": run.budget,
+            "budget_kind": run.spec.budget or None, "preset": plan.preset, "config_hash": config_hash(run.stages, plan.out),
+            "eval": ev.name, "eval_env": ev.env, "eval_domain": ev.domain, "eval_objects": ev.objects,
+            "success": res["success"], "success_low": res["success_low"], "success_high": res["success_high"],
+            "successes": res["successes"], "eval_episodes": res["episodes"], "eval_seed": res["seed"],
+            "train_seconds": round(train_seconds, 1), "eval_seconds": round(res["seconds"], 1),
+            "wall_seconds": round(train_seconds + res["seconds"], 1),
+            "budget_share": (round(run.budget / sum(ctx.pool_sizes()), 6) if run.spec.budget == "real" and run.budget else None),
+            "real_episodes": run.real_offline + (onpolicy if run.onpolicy_real else 0),
+            "onpolicy_episodes": onpolicy, "onpolicy_domain": onpolicy_domain,
+            "train_env": ctx.env, "image_size": ctx.image_size(),
+            "stages": [s.name for s in run.stages], "steps": {name: info["step"] for name, info in stage_info.items()},
+            "run": os.path.relpath(run.folder, plan.out), "policy": os.path.relpath(policy, plan.out),
+            "generator": (os.path.relpath(run.folder / run.spec.generator_stage, plan.out) if run.spec.generator_stage else None),
+        })
+    return records
+
+
+def sort_key(record: dict) -> tuple:
+    """Fixed order of records: experiment, method (as listed in METHODS), budget, evaluation, seed."""
+    exps, methods = list(EXPERIMENTS), list(METHODS)
+    evals = [e.name for e in specs.evaluations(record["experiment"])] if record["experiment"] in EXPERIMENTS else []
+    return (exps.index(record["experiment"]) if record["experiment"] in exps else len(exps), record["experiment"],
+            methods.index(record["method"]) if record["method"] in methods else len(methods), record["method"],
+            -1 if record["budget"] is None else record["budget"], evals.index(record["eval"]) if record["eval"] in evals else len(evals),
+            record["eval"], record["seed"])
+
+
+def write_results(out: Path) -> Path:
+    """OUT/results.jsonl from every OUT/runs/*/result.json, one record per line in :func:`sort_key` order."""
+    records = []
+    for path in sorted((out / "runs").glob("*/result.json")):
+        records += json.loads(path.read_text())["records"]
+    records.sort(key=sort_key)
+    dest = out / RESULTS_NAME
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    os.replace(tmp, dest)
+    return dest
+
+
+def write_experiment_json(plan: Plan) -> None:
+    """OUT/experiment.json: name, preset, recipe, and every distinct command run into OUT (refuses another experiment)."""
+    path = plan.out / EXPERIMENT_NAME
+    old = json.loads(path.read_text()) if path.exists() else {}
+    for key, value in (("experiment", plan.name), ("preset", plan.preset)):
+        if old.get(key, value) != value:
+            raise ExperimentError(f"{plan.out} holds the {old['experiment']!r} experiment at preset {old['preset']!r}; "
+                                  f"use another --out for {plan.name!r} at preset {plan.preset!r}")
+    commands = old.get("commands", [])
+    if plan.command not in commands:
+        commands.append(plan.command)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"experiment": plan.name, "preset": plan.preset, "title": EXPERIMENTS[plan.name].title,
+                             "env": EXPERIMENTS[plan.name].env, "commands": commands, "recipe": to_jsonable(RECIPES[plan.preset])})
+
+
+# ===================================================================================== progress
+def show_progress(plan: Plan, status: dict[str, str], notes: dict[str, str]) -> None:
+    """A table of every run: done / running / pending / interrupted / failed / blocked, with its success when done."""
+    from rich.console import Console
+    from rich.table import Table
+
+    done = sum(s == "done" for s in status.values())
+    table = Table(title=f"{plan.name} (preset {plan.preset}, {len(plan.seeds)} seed(s)): {done}/{len(plan.runs)} runs done",
+                  title_justify="left")
+    for col in ("run", "method", "status", "success [95% CI]", "training"):
+        table.add_column(col)
+    for run in plan.runs:
+        result, wall = notes.get(run.run_id, ""), ""
+        if status[run.run_id] == "done" and (run.folder / "result.json").exists():
+            recs = json.loads((run.folder / "result.json").read_text())["records"]
+            result = (notes[run.run_id] + "; " if run.run_id in notes else "") + ", ".join(f"{r['eval']} {r['success']:.2f} [{r['success_low']:.2f}, {r['success_high']:.2f}]" for r in recs)
+            wall = f"{recs[0]['train_seconds'] / 60:.1f} min"
+        table.add_row(run.run_id, run.spec.label, status[run.run_id], result, wall)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+# ===================================================================================== the experiment
+def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | str = Path("runs/experiment"), episodes: int | None = None,
+                   only: tuple[str, ...] = (), budgets: tuple[int, ...] = (), device: str = "auto", threads: int = 0,
+                   workers: int | None = None, progress: bool = True) -> dict:
+    """Plan, collect, train, evaluate; returns {"results": path, "trained", "resumed", "skipped", "failed": [run ids]}."""
+    plan = plan_experiment(name, preset, seeds, out, episodes, tuple(only), tuple(budgets))
+    write_experiment_json(plan)
+    if plan.added:
+        print(f"[experiment] also running {', '.join(plan.added)}: needed by the selected methods")
+    status = {r.run_id: run_status(r) for r in plan.runs}
+    notes = {r.run_id: "recipe changed since (delete the run folder to rerun)" for r in plan.runs if status[r.run_id] == "done" and stale(plan, r)}
+    show_progress(plan, status, notes)
+    todo = [r for r in plan.runs if status[r.run_id] != "done"]
+    recipe = RECIPES[plan.preset]
+    t0 = time.monotonic()
+    for spec in plan.datasets(todo):
+        make_dataset(spec, plan.out, workers or recipe.collect_workers, progress)
+    if todo:
+        print(f"[experiment] data ready in {plan.out / 'data'} ({time.monotonic() - t0:.0f} s)")
+    summary: dict[str, list[str]] = {"trained": [], "resumed": [], "skipped": [r.run_id for r in plan.runs if r not in todo], "failed": []}
+    for run in todo:
+        blocked = [d for d in run.needs if status.get(d) != "done"]
+        if blocked:
+            status[run.run_id] = "blocked"
+            notes[run.run_id] = f"needs {', '.join(blocked)}"
+            summary["failed"].append(run.run_id)
+            continue
+        status[run.run_id] = "running"
+        n_done = sum(v == "done" for v in status.values())
+        print(f"[experiment] {run.run_id} ({run.spec.label}): {'resuming' if run_status(run) == 'interrupted' else 'starting'}; "
+              f"{n_done}/{len(plan.runs)} runs done")
+        try:
+            actions = [train_stage(specs.with_runtime(s, progress, threads, device), run.folder / s.name, plan.out) for s in run.stages]
+            records = evaluate_run(plan, run, device, progress)
+        except (CheckpointError, TrainingDiverged, ExperimentError, ValueError, FileExistsError, FileNotFoundError) as e:
+            status[run.run_id] = "failed"
+            notes[run.run_id] = str(e)[:200]
+            summary["failed"].append(run.run_id)
+            print(f"[experiment] {run.run_id} failed: {e}")
+            continue
+        write_json_atomic(run.folder / "result.json", {"config_hash": config_hash(run.stages, plan.out), "records": records})
+        write_results(plan.out)
+        status[run.run_id] = "done"
+        summary["resumed" if "resumed" in actions else "trained"].append(run.run_id)
+    results = write_results(plan.out)
+    show_progress(plan, status, notes)
+    print(f"[experiment] results: {results}")
+    return {"results": results, **summary}

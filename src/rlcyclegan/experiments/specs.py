@@ -1,0 +1,421 @@
+"""The paper's experiments as data: per-preset recipes, methods (how each trains) and experiments.
+
+Everything a result depends on is decided here, in one place:
+
+- :data:`RECIPES`: per preset (tiny, demo, cpu, gpu), the QT-Opt and RL-CycleGAN overrides over the
+  training presets, the evaluation size and the real-data / on-policy budgets. Tune these.
+- :data:`METHODS`: method name -> :class:`Method`, whose ``build`` turns a :class:`Ctx` (preset,
+  seed, budget, experiment folder) into the training stages (configs) of one run.
+- :data:`EXPERIMENTS`: experiment name -> its methods and evaluations.
+
+The runner (:mod:`rlcyclegan.experiments.runner`) only executes what these produce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from rlcyclegan.train import qtopt as qt
+from rlcyclegan.train import rlcyclegan as rc
+
+GRASP = "rlcyclegan/Grasp-v0"
+MULTIBIN = "rlcyclegan/MultiBinGrasp-v0"
+
+DATA_SEEDS = {"sim": 100_000_000, "randomized": 200_000_000, "real": 300_000_000}
+"""Episode i of a domain's scripted pool is reset with this seed + i (random-policy pools: + RANDOM_SEED_OFFSET).
+Sim and real pools use different seeds, so their states are unpaired, as a real robot's data would be."""
+RANDOM_SEED_OFFSET = 50_000_000
+
+
+# ===================================================================================== recipes
+@dataclass(frozen=True)
+class Recipe:
+    """What `--preset` selects for every experiment (one entry of RECIPES)."""
+
+    qtopt_preset: str
+    """Preset of `train qtopt` (rlcyclegan.train.qtopt.PRESETS) the QT-Opt stages start from."""
+    qtopt: dict
+    """QT-Opt config fields set over that preset. `offline_episodes` / `offline_random_episodes` size the shared
+    scripted / random-policy episode pools of each domain (collected once into OUT/data)."""
+    rlcyclegan_preset: str
+    """Preset of `train rlcyclegan` (rlcyclegan.train.rlcyclegan.PRESETS) the GAN / CycleGAN / RL-CycleGAN stages start from."""
+    rlcyclegan: dict
+    """RL-CycleGAN config fields set over that preset (env_kwargs always follow the QT-Opt recipe's)."""
+    eval_episodes: int
+    """Greedy evaluation episodes per run and evaluation (unseen objects); `--episodes` overrides."""
+    eval_envs: int
+    """Envs stepped in lockstep during evaluation."""
+    gan_real_episodes: int
+    """Real scripted episodes whose images (only) the generators of zero-shot / multibin learn the real look from."""
+    real_budget_fractions: tuple[float, ...]
+    """real-data experiment: real-episode budgets as fractions of the Oracle's real off-policy data
+    (offline_episodes + offline_random_episodes). 0.01, 0.05 and 1.0 match the paper's 5k, 28k and 580k of 580k."""
+    onpolicy_budgets: tuple[int, ...]
+    """finetune experiment: on-policy real episodes collected while fine-tuning."""
+    finetune_real_episodes: int
+    """finetune experiment: real off-policy episodes (scripted + random, as the pools) replayed besides the
+    on-policy ones (the paper: 5k off-policy + 10k on-policy); 0: on-policy data only."""
+    collect_workers: int = 2
+    """Processes collecting the shared episode pools."""
+
+
+CPU_QTOPT_BEST = dict(
+    env_kwargs='{"state": "pose"}', qnet_coords=True, qnet_norm="batch", augment_shift=2, done_fraction=0.25,
+    offline_episodes=10_000,
+)
+"""CURRENT BEST QT-Opt recipe on 2 CPU cores (still being tuned; see docs/qtopt.md): pose state, CoordConv,
+batch norm, 2-pixel shifts, a quarter of each batch among grasp attempts, 10k scripted seeding episodes."""
+
+RECIPES: dict[str, Recipe] = {
+    # tests: 32 px, a dozen steps, a handful of episodes (seconds per run)
+    "tiny": Recipe(
+        qtopt_preset="tiny",
+        qtopt=dict(offline_episodes=8, offline_random_episodes=4, steps=12, online_start=4, collect_every=4, collect_episodes=2,
+                   envs_per_worker=2, eval_every=0, eval_episodes=2, eval_envs=2, checkpoint_every=6, lagged_period=5, online_ramp=10),
+        rlcyclegan_preset="tiny",
+        rlcyclegan=dict(steps=6, checkpoint_every=3),
+        eval_episodes=4, eval_envs=4, gan_real_episodes=8, real_budget_fractions=(0.5, 1.0), onpolicy_budgets=(4,),
+        finetune_real_episodes=4, collect_workers=1,
+    ),
+    # `rlcyclegan demo`: the newcomer's CPU job (about 30 minutes on 2 cores, all stages included)
+    "demo": Recipe(
+        qtopt_preset="demo",
+        qtopt=dict(env_kwargs='{"state": "pose"}', qnet_coords=True, qnet_norm="batch", augment_shift=2, done_fraction=0.25),
+        rlcyclegan_preset="demo",
+        rlcyclegan=dict(eval_every=0, max_minutes=12.0),
+        eval_episodes=100, eval_envs=25, gan_real_episodes=200, real_budget_fractions=(0.1, 1.0), onpolicy_budgets=(50,),
+        finetune_real_episodes=50,
+    ),
+    # 2 CPU cores, one run about an hour
+    "cpu": Recipe(
+        qtopt_preset="cpu",
+        qtopt=dict(CPU_QTOPT_BEST),
+        rlcyclegan_preset="cpu",
+        rlcyclegan=dict(eval_every=0),
+        eval_episodes=500, eval_envs=25, gan_real_episodes=3000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
+        onpolicy_budgets=(250, 1000), finetune_real_episodes=500,
+    ),
+    # one GPU
+    "gpu": Recipe(
+        qtopt_preset="gpu",
+        qtopt=dict(env_kwargs='{"state": "pose"}', qnet_coords=True, qnet_norm="batch", augment_shift=2, done_fraction=0.25),
+        rlcyclegan_preset="gpu",
+        rlcyclegan=dict(eval_every=0),
+        eval_episodes=1000, eval_envs=50, gan_real_episodes=20_000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
+        onpolicy_budgets=(1000, 5000, 10_000), finetune_real_episodes=2500, collect_workers=8,
+    ),
+}
+
+
+# ===================================================================================== data
+@dataclass(frozen=True)
+class DataSpec:
+    """A dataset in OUT/data: a collected pool, the first episodes of one (a subset), or a pool's images (.npz)."""
+
+    name: str
+    """File or folder name under OUT/data."""
+    kind: Literal["collect", "subset", "images"]
+    """collect: `rlcyclegan collect` into the folder; subset: the first `episodes` episodes of `source`; images:
+    the observation images of the first `episodes` episodes of `source`, as an .npz (no actions: images only)."""
+    episodes: int
+    """Episodes collected, or taken from the source."""
+    env: str = GRASP
+    """Env id (collect)."""
+    env_kwargs: tuple[tuple[str, object], ...] = ()
+    """Env arguments as sorted (key, value) pairs (collect)."""
+    policy: str = "scripted"
+    """Exploration policy (collect)."""
+    seed: int = 0
+    """Episode i is reset with seed + i (collect)."""
+    source: str = ""
+    """Name of the pool a subset or image array is taken from."""
+
+
+# ===================================================================================== runs
+@dataclass
+class Stage:
+    """One training run inside a run folder: RUN/<name>, trained by `train qtopt` or `train rlcyclegan`."""
+
+    name: str
+    kind: Literal["qtopt", "rlcyclegan"]
+    config: qt.QTOptConfig | rc.RLCycleGANConfig
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Where a run's policy is evaluated: greedy episodes in `domain` on `objects` of `env`."""
+
+    name: str
+    env: str
+    domain: str = "real"
+    objects: str = "test"
+
+
+@dataclass
+class Ctx:
+    """What a method's recipe sees: the experiment, preset, seed and budget of one run, and the data registry."""
+
+    experiment: str
+    preset: str
+    recipe: Recipe
+    out: Path
+    env: str
+    seed: int
+    method: str = ""
+    budget: int | None = None
+    datasets: dict[str, DataSpec] = field(default_factory=dict)
+    """Shared by all runs of an experiment: every dataset a recipe asks for is registered here and made before training."""
+
+    # ---- configs
+    def qtopt(self, stage: str, **fields) -> qt.QTOptConfig:
+        """QT-Opt config of ``stage`` in this run's folder: the recipe's preset and overrides, then ``fields``."""
+        over = {**self.recipe.qtopt, "env": self.env, "seed": self.seed, "out": self.run_dir(), "name": stage, **fields}
+        return qt.preset_config(self.recipe.qtopt_preset, **over)
+
+    def rlcyclegan(self, stage: str, **fields) -> rc.RLCycleGANConfig:
+        """RL-CycleGAN config of ``stage`` in this run's folder (same env and env_kwargs as the QT-Opt recipe)."""
+        over = {**self.recipe.rlcyclegan, "env": self.env, "env_kwargs": self.env_kwargs_json(), "seed": self.seed,
+                "out": self.run_dir(), "name": stage, **fields}
+        return rc.preset_config(self.recipe.rlcyclegan_preset, **over)
+
+    def base_qtopt(self) -> qt.QTOptConfig:
+        return qt.preset_config(self.recipe.qtopt_preset, **self.recipe.qtopt)
+
+    def env_kwargs_json(self) -> str:
+        return self.base_qtopt().env_kwargs
+
+    def image_size(self) -> int:
+        return self.base_qtopt().image_size
+
+    def pool_sizes(self) -> tuple[int, int]:
+        """(scripted, random-policy) episodes of each domain's off-policy pool (the QT-Opt recipe's offline data)."""
+        base = self.base_qtopt()
+        return base.offline_episodes, base.offline_random_episodes
+
+    # ---- folders
+    def run_dir(self, method: str | None = None) -> Path:
+        """This run's folder, or the folder of ``method``'s run of the same seed (no budget)."""
+        if method is None:
+            return self.out / "runs" / run_id(self.method, self.seed, self.budget)
+        return self.out / "runs" / run_id(method, self.seed)
+
+    # ---- data
+    def _slug(self) -> str:
+        return self.env.split("/")[-1].split("-")[0].lower()
+
+    def _pool(self, domain: str, policy: str, episodes: int) -> DataSpec:
+        kwargs = {"domain": domain, "objects": "train", "image_size": self.image_size(), **json.loads(self.env_kwargs_json() or "{}")}
+        seed = DATA_SEEDS[domain] + (RANDOM_SEED_OFFSET if policy == "random" else 0)
+        spec = DataSpec(f"{self._slug()}-{domain}-{policy}-{episodes}", "collect", episodes, self.env,
+                        tuple(sorted(kwargs.items())), policy, seed)
+        return self._register(spec)
+
+    def _register(self, spec: DataSpec) -> DataSpec:
+        old = self.datasets.setdefault(spec.name, spec)
+        if old != spec:
+            raise ValueError(f"two recipes want different data under the name {spec.name!r}: {old} vs {spec}")
+        return spec
+
+    def pool_size(self, domain: str, policy: str) -> int:
+        scripted, random = self.pool_sizes()
+        if policy == "random":
+            return random
+        return max(scripted, self.recipe.gan_real_episodes) if domain == "real" else scripted
+
+    def episodes(self, domain: str, total: int | None = None) -> tuple[Path, ...]:
+        """Episode folders of ``domain``: the whole off-policy pool (scripted + random), or its first ``total``
+        episodes split between scripted and random in the pool's proportion."""
+        scripted, random = self.pool_sizes()
+        if total is None:
+            want = {"scripted": scripted, "random": random}
+        else:
+            n_s = min(scripted, int(round(total * scripted / max(scripted + random, 1))))
+            want = {"scripted": n_s, "random": min(random, total - n_s)}
+        folders = []
+        for policy, n in want.items():
+            if n <= 0:
+                continue
+            pool = self._pool(domain, policy, self.pool_size(domain, policy))
+            spec = pool if n == pool.episodes else self._register(DataSpec(f"{pool.name}-first{n}", "subset", n, source=pool.name))
+            folders.append(self.data_path(spec))
+        return tuple(folders)
+
+    def real_images(self, episodes: int | None = None) -> Path:
+        """An .npz of the images of the first ``episodes`` (default: gan_real_episodes) real scripted episodes."""
+        n = episodes or self.recipe.gan_real_episodes
+        pool = self._pool("real", "scripted", self.pool_size("real", "scripted"))
+        return self.data_path(self._register(DataSpec(f"{self._slug()}-real-images-{n}.npz", "images", min(n, pool.episodes), source=pool.name)))
+
+    def data_path(self, spec: DataSpec) -> Path:
+        return self.out / "data" / spec.name
+
+    def real_budget(self) -> int:
+        """The budget as real episodes (real-data experiment) - set by the planner from `real_budget_fractions`."""
+        assert self.budget is not None
+        return self.budget
+
+
+def run_id(method: str, seed: int, budget: int | None = None) -> str:
+    return f"{method}-s{seed}" + ("" if budget is None else f"-{budget}")
+
+
+# ===================================================================================== methods
+@dataclass(frozen=True)
+class Method:
+    """How one method trains (its stages), which stage is the policy, and what it costs in real data."""
+
+    label: str
+    """Name in tables and plots (the paper's)."""
+    build: Callable[[Ctx], list[Stage]]
+    """The run's training stages, in order (later stages may use earlier ones' folders)."""
+    policy_stage: str
+    """Stage whose checkpoint is the evaluated policy (an RL-CycleGAN stage: its Q_real)."""
+    generator_stage: str | None = None
+    """Stage holding a sim-to-real generator (for the report's translation grids), if any."""
+    needs: tuple[str, ...] = ()
+    """Methods whose run of the same seed (no budget) must be finished first."""
+    real_offline: Callable[[Ctx], int] = lambda ctx: 0
+    """Real episodes (or their images) the run learns from, on-policy excluded."""
+    onpolicy_real: bool = False
+    """Whether the policy stage's on-policy episodes are collected in the real domain (they count as real data)."""
+    budget: Literal["", "real", "onpolicy"] = ""
+    """What the experiment's budget list means for this method ('' = one run per seed, no budget)."""
+
+
+def _sim_only(ctx: Ctx) -> list[Stage]:
+    return [Stage("qtopt", "qtopt", ctx.qtopt("qtopt", domain="sim", data=ctx.episodes("sim")))]
+
+
+def _randomized(ctx: Ctx) -> list[Stage]:
+    return [Stage("qtopt", "qtopt", ctx.qtopt("qtopt", domain="randomized", eval_domain="real", data=ctx.episodes("randomized")))]
+
+
+def _translated(method: str) -> Callable[[Ctx], list[Stage]]:
+    """GAN / CycleGAN baselines: train the generator on sim episodes and real images, then QT-Opt on G(sim)."""
+
+    def build(ctx: Ctx) -> list[Stage]:
+        translator = ctx.rlcyclegan("translator", method=method, sim_data=ctx.episodes("sim"), real_data=(ctx.real_images(),))
+        policy = ctx.qtopt("qtopt", domain="sim", data=ctx.episodes("sim"), translate_with=ctx.run_dir() / "translator")
+        return [Stage("translator", "rlcyclegan", translator), Stage("qtopt", "qtopt", policy)]
+
+    return build
+
+
+def _rl_cyclegan(ctx: Ctx) -> list[Stage]:
+    cfg = ctx.rlcyclegan("rlcyclegan", method="rlcyclegan", sim_data=ctx.episodes("sim"), real_data=(ctx.real_images(),),
+                         init_q=ctx.run_dir("sim-only") / "qtopt")
+    return [Stage("rlcyclegan", "rlcyclegan", cfg)]
+
+
+def _oracle(ctx: Ctx) -> list[Stage]:
+    return [Stage("qtopt", "qtopt", ctx.qtopt("qtopt", domain="real", data=ctx.episodes("real")))]
+
+
+def _real_only(ctx: Ctx) -> list[Stage]:
+    return [Stage("qtopt", "qtopt", ctx.qtopt("qtopt", domain="real", online=False, data=ctx.episodes("real", ctx.real_budget())))]
+
+
+def _sim_plus_real(ctx: Ctx) -> list[Stage]:
+    data = ctx.episodes("sim") + ctx.episodes("real", ctx.real_budget())
+    return [Stage("qtopt", "qtopt", ctx.qtopt("qtopt", domain="sim", eval_domain="real", data=data))]
+
+
+def _rl_cyclegan_real(ctx: Ctx) -> list[Stage]:
+    cfg = ctx.rlcyclegan("rlcyclegan", method="rlcyclegan", sim_data=ctx.episodes("sim"), real_data=ctx.episodes("real", ctx.real_budget()),
+                         init_q=ctx.run_dir("sim-only") / "qtopt")
+    return [Stage("rlcyclegan", "rlcyclegan", cfg)]
+
+
+def finetune_steps(ctx: Ctx) -> int:
+    """Training steps that collect the budget's on-policy episodes (a round at step 0, then every collect_every)."""
+    base = ctx.base_qtopt()
+    rounds = math.ceil((ctx.budget or 0) / base.collect_episodes)
+    return max(rounds, 1) * base.collect_every
+
+
+def _finetune(start: str | None) -> Callable[[Ctx], list[Stage]]:
+    """QT-Opt in the real domain with the on-policy budget, from a run's policy (or from scratch)."""
+
+    def build(ctx: Ctx) -> list[Stage]:
+        n_off = ctx.recipe.finetune_real_episodes
+        init = None if start is None else ctx.run_dir(start) / METHODS[start].policy_stage
+        cfg = ctx.qtopt("qtopt", domain="real", data=ctx.episodes("real", n_off) if n_off else (), offline_episodes=0,
+                        offline_random_episodes=0, online=True, online_start=0, steps=finetune_steps(ctx), init_from=init)
+        return [Stage("qtopt", "qtopt", cfg)]
+
+    return build
+
+
+def _gan_images(ctx: Ctx) -> int:
+    return ctx.recipe.gan_real_episodes
+
+
+def _finetune_real(ctx: Ctx) -> int:
+    return ctx.recipe.finetune_real_episodes
+
+
+METHODS: dict[str, Method] = {
+    "sim-only": Method("Sim-only", _sim_only, "qtopt"),
+    "randomized-sim": Method("Randomized Sim", _randomized, "qtopt"),
+    "gan": Method("GAN", _translated("gan"), "qtopt", "translator", real_offline=_gan_images),
+    "cyclegan": Method("CycleGAN", _translated("cyclegan"), "qtopt", "translator", real_offline=_gan_images),
+    "rl-cyclegan": Method("RL-CycleGAN", _rl_cyclegan, "rlcyclegan", "rlcyclegan", needs=("sim-only",), real_offline=_gan_images),
+    "oracle": Method("Oracle (QT-Opt in real)", _oracle, "qtopt", real_offline=lambda ctx: sum(ctx.pool_sizes()), onpolicy_real=True),
+    "real-only": Method("Real-only", _real_only, "qtopt", real_offline=Ctx.real_budget, budget="real"),
+    "sim-real": Method("Sim+Real", _sim_plus_real, "qtopt", real_offline=Ctx.real_budget, budget="real"),
+    "rl-cyclegan-real": Method("RL-CycleGAN + Real", _rl_cyclegan_real, "rlcyclegan", "rlcyclegan", needs=("sim-only",),
+                               real_offline=Ctx.real_budget, budget="real"),
+    "rl-cyclegan-ft": Method("RL-CycleGAN + fine-tuning", _finetune("rl-cyclegan"), "qtopt", needs=("rl-cyclegan",),
+                             real_offline=lambda ctx: _gan_images(ctx) + _finetune_real(ctx), onpolicy_real=True, budget="onpolicy"),
+    "sim-only-ft": Method("Sim-only + fine-tuning", _finetune("sim-only"), "qtopt", needs=("sim-only",), real_offline=_finetune_real,
+                          onpolicy_real=True, budget="onpolicy"),
+    "scratch-ft": Method("Scratch (real data only)", _finetune(None), "qtopt", real_offline=_finetune_real, onpolicy_real=True,
+                         budget="onpolicy"),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment of the paper: its methods, env and evaluations."""
+
+    title: str
+    methods: tuple[str, ...]
+    env: str = GRASP
+    evaluations: tuple[Evaluation, ...] = ()
+    """Empty: one evaluation in the real domain of the experiment's env on unseen objects."""
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "zero-shot": Experiment("Zero-shot sim-to-real transfer", ("sim-only", "randomized-sim", "gan", "cyclegan", "rl-cyclegan", "oracle")),
+    "real-data": Experiment("Adding real episodes", ("sim-only", "real-only", "sim-real", "rl-cyclegan-real")),
+    "finetune": Experiment("On-policy fine-tuning in real", ("sim-only", "rl-cyclegan", "rl-cyclegan-ft", "sim-only-ft", "scratch-ft")),
+    "multibin": Experiment("Multi-bin robot (the paper's Robot 2)", ("sim-only", "cyclegan", "rl-cyclegan"), env=MULTIBIN,
+                           evaluations=(Evaluation("single-bin", GRASP), Evaluation("multi-bin", MULTIBIN))),
+}
+
+
+def evaluations(experiment: str) -> tuple[Evaluation, ...]:
+    exp = EXPERIMENTS[experiment]
+    return exp.evaluations or (Evaluation("real", exp.env),)
+
+
+def budgets(ctx: Ctx, method: Method, override: tuple[int, ...] | None = None) -> list[int | None]:
+    """The budgets one method runs at: real episodes, on-policy episodes, or [None] (no budget)."""
+    if not method.budget:
+        return [None]
+    if override:
+        return list(override)
+    if method.budget == "real":
+        total = sum(ctx.pool_sizes())
+        return sorted({max(1, int(round(f * total))) for f in ctx.recipe.real_budget_fractions})
+    return list(ctx.recipe.onpolicy_budgets)
+
+
+def with_runtime(stage: Stage, progress: bool, threads: int, device: str) -> Stage:
+    """The stage with run-time settings (not part of the config hash) applied."""
+    return replace(stage, config=replace(stage.config, progress=progress, threads=threads, device=device))

@@ -1,0 +1,219 @@
+"""`rlcyclegan experiment`: every experiment end to end on the tiny preset, results records, resumption, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rlcyclegan.cli import main
+from rlcyclegan.data import EpisodeDataset
+from rlcyclegan.experiments import runner
+from rlcyclegan.experiments.runner import ExperimentError, config_hash, plan_experiment, run_experiment, run_status
+from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES
+from rlcyclegan.rl.checkpoint import load_checkpoint
+
+NAMES = tuple(EXPERIMENTS)
+
+
+def read_results(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+# ------------------------------------------------------------------------------------ end to end
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_writes_one_record_per_run_and_evaluation(tiny_experiment, name):
+    out = tiny_experiment(name)
+    plan = plan_experiment(name, "tiny", 1, out)
+    records = read_results(out)
+    evals = 2 if name == "multibin" else 1
+
+    assert len(records) == len(plan.runs) * evals
+    assert {r["method"] for r in records} == set(EXPERIMENTS[name].methods)
+    assert sorted(p.parent.name for p in (out / "runs").glob("*/result.json")) == sorted(r.run_id for r in plan.runs)
+    from_runs = [rec for run in plan.runs for rec in json.loads((run.folder / "result.json").read_text())["records"]]
+    assert sorted(json.dumps(r, sort_keys=True) for r in from_runs) == sorted(json.dumps(r, sort_keys=True) for r in records)
+    for r in records:
+        assert r["experiment"] == name and r["preset"] == "tiny" and r["seed"] == 0
+        assert 0.0 <= r["success_low"] <= r["success"] <= r["success_high"] <= 1.0
+        assert r["eval_episodes"] == RECIPES["tiny"].eval_episodes and r["success"] == r["successes"] / r["eval_episodes"]
+        assert r["eval_domain"] == "real" and r["eval_objects"] == "test"
+        assert len(r["config_hash"]) == 16 and r["wall_seconds"] >= r["train_seconds"] > 0
+        assert (out / r["policy"] / "checkpoints" / "latest.pt").is_file()
+        assert r["config_hash"] == config_hash(next(run for run in plan.runs if run.run_id == Path(r["run"]).name).stages, out)
+
+
+def test_zero_shot_methods_train_the_paper_way(tiny_experiment):
+    out = tiny_experiment("zero-shot")
+    records = {r["method"]: r for r in read_results(out)}
+    config = lambda method, stage: json.loads((out / "runs" / f"{method}-s0" / stage / "config.json").read_text())  # noqa: E731
+
+    assert config("sim-only", "qtopt")["domain"] == "sim" and config("randomized-sim", "qtopt")["domain"] == "randomized"
+    assert config("oracle", "qtopt")["domain"] == "real" and records["oracle"]["onpolicy_domain"] == "real"
+    assert config("gan", "translator")["method"] == "gan" and config("cyclegan", "translator")["method"] == "cyclegan"
+    assert config("gan", "qtopt")["translate_with"].endswith("runs/gan-s0/translator")
+    assert config("rl-cyclegan", "rlcyclegan")["init_q"].endswith("runs/sim-only-s0/qtopt")
+    assert config("rl-cyclegan", "rlcyclegan")["real_data"][0].endswith(".npz")  # images only: no real transitions
+    assert load_checkpoint(out / records["rl-cyclegan"]["policy"])["kind"] == "rlcyclegan"  # the policy is Q_real
+    assert records["sim-only"]["real_episodes"] == 0 and records["gan"]["real_episodes"] == RECIPES["tiny"].gan_real_episodes
+    assert records["oracle"]["real_episodes"] == 12 + records["oracle"]["onpolicy_episodes"]
+    assert [r["generator"] is not None for r in read_results(out)] == [False, False, True, True, True, False]
+    # every method's data comes from the one shared collection
+    assert sorted(p.name for p in (out / "data").iterdir() if p.is_dir()) == [
+        "grasp-randomized-random-4", "grasp-randomized-scripted-8", "grasp-real-random-4", "grasp-real-scripted-8",
+        "grasp-sim-random-4", "grasp-sim-scripted-8"]
+
+
+def test_real_data_runs_each_budget_with_that_many_real_episodes(tiny_experiment):
+    out = tiny_experiment("real-data")
+    records = read_results(out)
+    budgeted = [r for r in records if r["budget"] is not None]
+
+    assert sorted({r["budget"] for r in budgeted}) == [6, 12]  # 50% and 100% of the Oracle's 8 + 4 real episodes
+    for r in budgeted:
+        cfg = json.loads((out / r["run"] / r["stages"][0] / "config.json").read_text())
+        real = [Path(p) for p in cfg.get("data", cfg.get("real_data", [])) if "-real-" in Path(p).name]
+        assert sum(EpisodeDataset(p).num_episodes for p in real) == r["budget"] == r["real_episodes"]
+    real_only = json.loads((out / "runs" / "real-only-s0-6" / "qtopt" / "config.json").read_text())
+    assert real_only["online"] is False and real_only["domain"] == "real"
+
+
+def test_finetune_collects_the_on_policy_budget_in_real_from_the_source_policy(tiny_experiment):
+    out = tiny_experiment("finetune")
+    records = {r["method"]: r for r in read_results(out)}
+
+    for method in ("rl-cyclegan-ft", "sim-only-ft", "scratch-ft"):
+        assert records[method]["onpolicy_episodes"] == records[method]["budget"] == 4
+        assert records[method]["onpolicy_domain"] == "real"
+    cfg = json.loads((out / "runs" / "rl-cyclegan-ft-s0-4" / "qtopt" / "config.json").read_text())
+    assert cfg["init_from"].endswith("runs/rl-cyclegan-s0/rlcyclegan") and cfg["domain"] == "real"
+    assert json.loads((out / "runs" / "scratch-ft-s0-4" / "qtopt" / "config.json").read_text())["init_from"] is None
+
+
+def test_multibin_trains_in_the_multi_bin_env_and_evaluates_single_and_multi_bin(tiny_experiment):
+    out = tiny_experiment("multibin")
+    records = read_results(out)
+
+    assert {(r["method"], r["eval"]) for r in records} == {(m, e) for m in ("sim-only", "cyclegan", "rl-cyclegan")
+                                                            for e in ("single-bin", "multi-bin")}
+    assert {r["eval_env"] for r in records if r["eval"] == "single-bin"} == {"rlcyclegan/Grasp-v0"}
+    assert {r["train_env"] for r in records} == {"rlcyclegan/MultiBinGrasp-v0"}
+
+
+# ------------------------------------------------------------------------------------ resumption
+def test_rerun_skips_finished_runs_without_training(tiny_experiment, monkeypatch):
+    out = tiny_experiment("zero-shot")
+    before = (out / "results.jsonl").read_bytes()
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/result.json")}
+
+    def refuse(cfg, resume=None):
+        raise AssertionError(f"trained {cfg.name} again")
+
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", refuse)
+    monkeypatch.setitem(runner.TRAINERS, "rlcyclegan", refuse)
+    summary = run_experiment("zero-shot", "tiny", 1, out, device="cpu", progress=False)
+
+    assert summary["trained"] == summary["resumed"] == summary["failed"] == []
+    assert len(summary["skipped"]) == 6
+    assert (out / "results.jsonl").read_bytes() == before
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_path, monkeypatch):
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected
+    real_train = runner.TRAINERS["qtopt"]
+    calls = []
+
+    def killed_halfway(cfg, resume=None):
+        from dataclasses import replace
+
+        real_train(replace(cfg, steps=6), resume)  # leaves a checkpoint at step 6 of 12
+        raise KeyboardInterrupt
+
+    def counting(cfg, resume=None):
+        calls.append(resume)
+        return real_train(cfg, resume)
+
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
+    plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
+    assert run_status(plan.runs[0]) == "interrupted" and not (out / "results.jsonl").exists()
+
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", counting)
+    summary = run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
+
+    assert summary["resumed"] == ["sim-only-s0"] and calls == [out / "runs" / "sim-only-s0" / "qtopt"]
+    assert load_checkpoint(out / "runs" / "sim-only-s0" / "qtopt")["step"] == 12
+    assert [r["method"] for r in read_results(out)] == ["sim-only"]
+
+
+def test_interrupted_run_whose_recipe_changed_is_refused_naming_the_field(tiny_experiment, tmp_path):
+    out = tmp_path / "zs"
+    plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
+    folder = plan.runs[0].folder / "qtopt"
+    shutil.copytree(tiny_experiment("zero-shot") / "runs" / "sim-only-s0" / "qtopt" / "checkpoints", folder / "checkpoints")
+    saved = {**runner.to_jsonable(plan.runs[0].stages[0].config), "lr": 0.123}
+    (folder / "config.json").write_text(json.dumps(saved))
+
+    with pytest.raises(ExperimentError, match="lr"):
+        runner.train_stage(plan.runs[0].stages[0], folder, out)
+
+
+# ------------------------------------------------------------------------------------ planning and errors
+def test_only_adds_the_methods_a_selected_one_needs():
+    plan = plan_experiment("finetune", "tiny", 2, Path("x"), only=("rl-cyclegan-ft",))
+
+    assert plan.added == ["sim-only", "rl-cyclegan"]
+    assert [r.run_id for r in plan.runs] == ["sim-only-s0", "rl-cyclegan-s0", "rl-cyclegan-ft-s0-4",
+                                             "sim-only-s1", "rl-cyclegan-s1", "rl-cyclegan-ft-s1-4"]
+
+
+def test_config_hash_depends_on_the_config_not_on_where_the_experiment_lives():
+    a = plan_experiment("zero-shot", "tiny", 1, Path("one/place")).runs
+    b = plan_experiment("zero-shot", "tiny", 1, Path("/another/place")).runs
+    c = plan_experiment("zero-shot", "tiny", 2, Path("x")).runs
+
+    assert [config_hash(r.stages, Path("one/place")) for r in a] == [config_hash(r.stages, Path("/another/place")) for r in b]
+    assert len({config_hash(r.stages, Path("x")) for r in c}) == len(c)  # methods and seeds differ
+
+
+def test_every_method_of_every_experiment_has_a_recipe():
+    assert {m for e in EXPERIMENTS.values() for m in e.methods} <= set(METHODS)
+    for preset in RECIPES:
+        for name in NAMES:
+            assert plan_experiment(name, preset, 1, Path("x")).runs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="zero-shoot"), "unknown experiment 'zero-shoot'; expected one of: zero-shot, real-data, finetune, multibin"),
+    (dict(name="zero-shot", preset="huge"), "unknown preset 'huge'"),
+    (dict(name="zero-shot", only=("rl-cyclegan-ft",)), "rl-cyclegan-ft not in experiment 'zero-shot'"),
+    (dict(name="zero-shot", seeds=0), "--seeds must be >= 1"),
+])
+def test_bad_arguments_are_clear_errors(kwargs, message, tmp_path):
+    with pytest.raises(ExperimentError, match=message.replace("(", r"\(")):
+        run_experiment(**{"preset": "tiny", "out": tmp_path / "o", **kwargs})
+    assert not (tmp_path / "o").exists()
+
+
+def test_another_experiment_in_the_same_folder_is_refused(tiny_experiment):
+    with pytest.raises(ExperimentError, match="holds the 'zero-shot' experiment"):
+        run_experiment("real-data", "tiny", 1, tiny_experiment("zero-shot"), progress=False)
+
+
+def test_cli_reports_a_bad_experiment_name(capsys, tmp_path):
+    assert main(["experiment", "zero-shoot", "--preset", "tiny", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown experiment 'zero-shoot'" in capsys.readouterr().err
+
+
+def test_subset_holds_the_first_episodes_of_its_pool(tiny_experiment, tmp_path):
+    pool = tiny_experiment("zero-shot") / "data" / "grasp-sim-scripted-8"
+    runner.make_subset(pool, tmp_path / "first5", 5)
+
+    ds = EpisodeDataset(tmp_path / "first5")
+    assert list(ds.episode_index) == [0, 1, 2, 3, 4]
+    assert (ds[4].images == EpisodeDataset(pool)[4].images).all()
