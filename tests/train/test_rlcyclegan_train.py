@@ -158,6 +158,53 @@ def test_q_step_reuses_the_generator_steps_q_forward_on_the_same_images():
     assert torch.allclose(fakes["logits_sim"], fresh_sim, atol=1e-5) and torch.allclose(fakes["logits_real"], fresh_real, atol=1e-5)
 
 
+def record_td_targets(monkeypatch) -> list[tuple]:
+    """Replace td_target by a recorder of (target networks, next images) returning zeros."""
+    import rlcyclegan.train.rlcyclegan as rlc
+
+    calls: list[tuple] = []
+
+    def fake(q_polyak, q_lagged, batch, *args, **kwargs):
+        calls.append((q_polyak, batch["next_image"].clone()))
+        return torch.zeros(len(batch["next_image"]))
+
+    monkeypatch.setattr(rlc, "td_target", fake)
+    return calls
+
+
+@pytest.mark.parametrize("real_transitions", [False, True])
+def test_translated_sim_transitions_bootstrap_from_q_sim_targets_by_default(monkeypatch, real_transitions):
+    cfg, nets = nets_for()
+    batch = synthetic_batch(real_transitions=real_transitions)
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    calls = record_td_targets(monkeypatch)
+
+    scalars = q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert cfg.q_real_bootstrap == "sim"
+    assert calls[0][0] is nets.q_sim_polyak and torch.equal(calls[0][1], q_image(batch["sim"]["next_image"]))
+    if real_transitions:  # real transitions: Q_real's own targets at the real next images only
+        assert len(calls) == 2 and calls[1][0] is nets.q_real_polyak
+        assert torch.equal(calls[1][1], q_image(batch["real"]["next_image"]))
+    else:
+        assert len(calls) == 1
+    assert float(scalars["q/real_target_mean"]) == 0.0
+
+
+def test_q_real_can_bootstrap_from_its_own_targets_at_translated_next_images(monkeypatch):
+    cfg, nets = nets_for(q_real_bootstrap="own")
+    batch = synthetic_batch(real_transitions=False)
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    calls = record_td_targets(monkeypatch)
+
+    q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    with torch.no_grad():
+        expected = q_from_gan(nets.G(to_gan_input(batch["sim"]["next_image"])))
+    assert len(calls) == 2 and calls[1][0] is nets.q_real_polyak
+    assert torch.allclose(calls[1][1], expected, atol=1e-6)
+
+
 def test_q_networks_see_data_and_generated_images_on_one_scale():
     images = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
     _, nets = nets_for()

@@ -136,6 +136,12 @@ class RLCycleGANConfig:
     paper writes the loss as L_RL-scene(G, F), and letting it move the Q-networks lets them lower it by making
     Q blind to what the generators change (at the limit, a constant Q), which weakens exactly the signal that
     keeps the task-relevant parts of the scene; the Q-networks then learn from rewards (TD) only."""
+    q_real_bootstrap: Literal["sim", "own"] = "sim"
+    """Target of Q_real's TD loss on translated sim transitions (G(x), a, r, x'): "sim" bootstraps from Q_sim's
+    targets at x' (r + gamma V_sim(x'), the value Q_sim's own TD loss already computed; the RL-scene loss makes
+    V_real(G(x')) equal it), "own" from Q_real's targets at G(x') (one more generator pass and CEM per step).
+    Real transitions always bootstrap from Q_real's own targets at y'. "sim" keeps the RL-CycleGAN step
+    within 1.3x a CycleGAN step on a CPU (`rlcyclegan bench train`)."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -251,6 +257,8 @@ def check_config(cfg: RLCycleGANConfig) -> None:
         problems.append(f"discriminator must be one of {sorted(DISCRIMINATOR_PRESETS)} (got {cfg.discriminator!r})")
     if cfg.qnet not in QNET_PRESETS:
         problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
+    if cfg.q_real_bootstrap not in ("sim", "own"):
+        problems.append(f"q_real_bootstrap must be sim or own (got {cfg.q_real_bootstrap!r})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
         problems.append("rl_scene_warmup and pool_size must be >= 0, checkpoint_every and log_every >= 1")
     for name in ("lambda_gan", "lambda_cycle", "lambda_rl_scene", "lambda_rl", "lambda_identity"):
@@ -566,8 +574,9 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
 
     Q_sim: TD on (x, a) and (F(G(x)), a), both against Q_sim's target at x' (F(G(x')) ~ x' by cycle
     consistency, so the cycled copy bootstraps where the original does: one CEM, and x' is not cycled).
-    Q_real: TD on (G(x), a, r, G(x')) and, when the real data has transitions, on (y, a_y, r_y, y'); x' is
-    translated without gradient. Each network bootstraps from its own Polyak and lagged targets.
+    Q_real: TD on (G(x), a, r, x') and, when the real data has transitions, on (y, a_y, r_y, y'). The translated
+    transitions bootstrap from Q_sim's targets at x' (q_real_bootstrap="sim", the default) or from Q_real's at
+    G(x') translated without gradient ("own"); real transitions from Q_real's own Polyak and lagged targets.
 
     The online Q forward is the generator step's (``fakes["logits_*"]``); the backward pass is restricted
     to the Q parameters, so no gradient reaches G or F, exactly as with detached generator outputs. The
@@ -575,14 +584,20 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
     """
     sim, real = batch["sim"], batch["real"]
     fields = ("state", "next_state", "action", "reward", "done")
-    target_sim = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**sim, "next_image": q_image(sim["next_image"])}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
-    target_sim = torch.cat([target_sim, target_sim])
-    with torch.no_grad(), autocast(device):
-        gx_next = nets.G(to_gan_input(sim["next_image"])).float()
-    real_b = {"next_image": q_from_gan(gx_next), **{k: sim[k] for k in fields}}
-    if "action" in real:
-        real_b = {"next_image": torch.cat([real_b["next_image"], q_image(real["next_image"])]), **{k: torch.cat([sim[k], real[k]]) for k in fields}}
-    target_real = td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    target_x = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**sim, "next_image": q_image(sim["next_image"])}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    target_sim = torch.cat([target_x, target_x])
+    if cfg.q_real_bootstrap == "own":
+        with torch.no_grad(), autocast(device):
+            gx_next = nets.G(to_gan_input(sim["next_image"])).float()
+        real_b = {"next_image": q_from_gan(gx_next), **{k: sim[k] for k in fields}}
+        if "action" in real:
+            real_b = {"next_image": torch.cat([real_b["next_image"], q_image(real["next_image"])]), **{k: torch.cat([sim[k], real[k]]) for k in fields}}
+        target_real = td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    else:  # r + gamma V_sim(x') for (G(x), a); Q_real's own targets only for real transitions
+        target_real = target_x
+        if "action" in real:
+            real_b = {"next_image": q_image(real["next_image"]), **{k: real[k] for k in fields}}
+            target_real = torch.cat([target_x, td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)])  # type: ignore[arg-type]
     logits_sim, logits_real = fakes["logits_sim"], fakes["logits_real"]
     loss_sim, loss_real = td_loss(logits_sim, target_sim, "log"), td_loss(logits_real, target_real, "log")
     params = list(nets.q_sim.parameters()) + list(nets.q_real.parameters())  # type: ignore[union-attr]
