@@ -442,6 +442,7 @@ def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | s
         status[run.run_id] = "done"
         summary["resumed" if "resumed" in actions else "trained"].append(run.run_id)
     results = write_results(plan.out)
-    show_progress(plan, status, notes)
+    if todo:  # the table at the start already shows a plan with nothing left to run
+        show_progress(plan, status, notes)
     print(f"[experiment] results: {results}")
     return {"results": results, **summary}
