@@ -82,7 +82,8 @@ def test_real_style_seed_changes_the_look():
 
 def test_scripted_policy_lifts_an_isolated_object_in_most_trials():
     env = make(num_objects=1)
-    policy = make_policy("scripted", env, seed=0, action_noise=0.0, aim_noise=0.0, yaw_noise=0.0, miss_prob=0.0)
+    policy = make_policy("scripted", env, seed=0, action_noise=0.0, aim_noise=0.0, yaw_noise=0.0, miss_prob=0.0,
+                         random_yaw_prob=0.0, wander_prob=0.0)
     wins = 0
     for seed in range(20):
         obs, _ = env.reset(seed=seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlcyclegan.nets.qnet import GraspQNet, QNetConfig, make_qnet
+from rlcyclegan.nets.qnet import GraspQNet, QNetConfig, canonical_action, make_qnet
 
 TINY = dict(channels=4, head_channels=4, hidden=8)
 
@@ -128,3 +128,36 @@ def test_norm_option_adds_normalisation_layers_to_the_tower(norm):
 def test_unknown_norm_raises():
     with pytest.raises(ValueError, match="norm"):
         tiny_qnet(norm="layer")
+
+
+def test_canonical_action_blanks_what_the_env_ignores_once_a_gate_is_on():
+    a = torch.tensor([[0.5, -0.3, 0.2, 0.1, 0.2, 0.7],   # close (first gate) wins over terminate
+                      [0.5, -0.3, 0.2, 0.1, -0.2, 0.7],  # terminate
+                      [0.5, -0.3, 0.2, 0.1, -0.2, -0.7]])  # a move: only the gates change
+
+    out = canonical_action(a, (4, 5))
+
+    assert torch.equal(out, torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, -1.0],
+                                          [0.0, 0.0, 0.0, 0.0, -1.0, 1.0],
+                                          [0.5, -0.3, 0.2, 0.1, -1.0, -1.0]]))
+
+
+def test_canonical_action_without_gates_is_the_identity():
+    a = torch.randn(3, 4, 6)
+
+    assert canonical_action(a, ()) is a
+
+
+def test_head_scores_close_actions_alike_whatever_their_move_dimensions():
+    net = tiny_qnet(image_size=32, state_dim=2, action_dim=6, action_gates=(4, 5)).eval()
+    f = net.encode(images(2, 32))
+    a = torch.tensor([[1.0, 1.0, -1.0, 0.3, 0.1, -0.5], [-0.7, 0.2, 0.9, -1.0, 0.9, 0.5]])
+
+    logits = net.head(f, torch.zeros(2, 2), a.expand(2, 2, 6))
+
+    assert torch.allclose(logits[:, 0], logits[:, 1])
+
+
+def test_qnet_config_rejects_an_action_gate_outside_the_action():
+    with pytest.raises(ValueError, match="action_gates"):
+        QNetConfig(action_dim=6, action_gates=(4, 6))

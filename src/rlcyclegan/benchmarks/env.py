@@ -84,7 +84,7 @@ def bench_env(
         # the ceiling the grasp physics leave to any policy.
         env = gym.make(env_id, domain=domain, image_size=min(sizes), objects="test")
         clean = make_policy("scripted", env, seed=seed, action_noise=0.0, aim_noise=0.0, yaw_noise=0.0, miss_prob=0.0,
-                            random_target_prob=0.0)
+                            random_target_prob=0.0, random_yaw_prob=0.0, wander_prob=0.0)
         r = run_episodes(env, clean, success_episodes, seed + 2 * 10**7)
         env.close()
         lo, hi = wilson_interval(r["successes"], r["episodes"])

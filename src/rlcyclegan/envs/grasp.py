@@ -102,6 +102,9 @@ class GraspEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    action_gates = (4, 5)
+    """Action dimensions that are on/off switches, in priority order (close, then terminate); when one is
+    on, the move dimensions are ignored. Learners may read this to canonicalise actions."""
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any):
         unknown = set(kwargs) - set(EnvConfig.__dataclass_fields__)

@@ -8,7 +8,11 @@ part of the time (about 30-60% with the defaults), which is what off-policy Q-le
 both successes and failures. With probability ``miss_prob`` the aim point is moved 2-7 cm off the
 object in a random direction, as QT-Opt's scripted exploration grasped at random places: closing
 at the right height in the wrong place must fail in the data, or a Q-function can predict a
-grasp's outcome from the gripper height alone and never learn to look at the image.
+grasp's outcome from the gripper height alone and never learn to look at the image. For the same
+reason, with probability ``random_yaw_prob`` the jaw angle is random rather than planned, and with
+probability ``wander_prob`` the episode opens with 1 to ``max_wander_steps`` random moves: a greedy
+Q-policy turns and wanders in ways a tidy planner never does, and a Q-function that has seen no such
+states extrapolates there (it overestimated grasps with a misaligned jaw by 0.4).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from rlcyclegan.envs import scene as sc
 
 
 class ScriptedGraspPolicy:
-    """Noisy scripted grasping. ``action_noise=0``, ``aim_noise=0``, ``yaw_noise=0`` and ``miss_prob=0`` is the clean planner."""
+    """Noisy scripted grasping. ``action_noise=0``, ``aim_noise=0``, ``yaw_noise=0``, ``miss_prob=0``,
+    ``random_yaw_prob=0`` and ``wander_prob=0`` is the clean planner."""
 
     def __init__(
         self,
@@ -31,6 +36,9 @@ class ScriptedGraspPolicy:
         yaw_noise: float = 0.4,
         random_target_prob: float = 0.5,
         miss_prob: float = 0.25,
+        random_yaw_prob: float = 0.3,
+        wander_prob: float = 0.3,
+        max_wander_steps: int = 3,
     ):
         self.env = env.unwrapped
         self.rng = np.random.default_rng(seed)
@@ -39,6 +47,10 @@ class ScriptedGraspPolicy:
         self.yaw_noise = yaw_noise
         self.random_target_prob = random_target_prob
         self.miss_prob = miss_prob
+        self.random_yaw_prob = random_yaw_prob
+        self.wander_prob = wander_prob
+        self.max_wander_steps = max_wander_steps
+        self.wander_left = 0
         self.target = 0
         self.offset = np.zeros(2)
         self.yaw_offset = 0.0
@@ -56,6 +68,9 @@ class ScriptedGraspPolicy:
             angle = self.rng.uniform(0, 2 * np.pi)
             self.offset = self.rng.uniform(0.02, 0.07) * np.array([np.cos(angle), np.sin(angle)])
         self.yaw_offset = float(self.rng.normal(0, self.yaw_noise))
+        if self.rng.random() < self.random_yaw_prob:
+            self.yaw_offset = float(self.rng.uniform(-np.pi / 2, np.pi / 2))
+        self.wander_left = int(self.rng.integers(1, self.max_wander_steps + 1)) if self.rng.random() < self.wander_prob else 0
         self.last_z = None
 
     def plan(self) -> tuple[np.ndarray, float, float, float]:
@@ -72,6 +87,10 @@ class ScriptedGraspPolicy:
         return centre, yaw, grasp_z, top
 
     def act(self, obs=None) -> np.ndarray:
+        if self.wander_left > 0:
+            self.wander_left -= 1
+            a = np.concatenate([self.rng.uniform(-1, 1, 4), [-1.0, -1.0]])
+            return a.astype(np.float32)
         centre, yaw, grasp_z, top = self.plan()
         tcp = self.env.tcp
         aim = centre + self.offset

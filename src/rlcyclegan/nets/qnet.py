@@ -41,9 +41,21 @@ class QNetConfig:
     """Append two pixel-coordinate channels to the image (CoordConv), which helps locating things."""
     norm: str = "none"
     """Normalisation after each conv of the image tower: "none", "batch" (QT-Opt used batch norm) or "group"."""
+    action_gates: tuple[int, ...] = ()
+    """Action dimensions that act as on/off switches, in priority order (Grasp-v0: ``(4, 5)`` = close,
+    terminate). The network sees :func:`canonical_action`: each gate as +-1, and once a gate is on,
+    every later dimension that the env then ignores is blanked. Empty: the raw action."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "action_gates", tuple(int(i) for i in self.action_gates))
+        bad = [i for i in self.action_gates if not 0 <= i < self.action_dim]
+        if bad or len(set(self.action_gates)) != len(self.action_gates):
+            raise ValueError(f"QNetConfig.action_gates {self.action_gates}: each must be a distinct index in [0, {self.action_dim})")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["action_gates"] = list(self.action_gates)
+        return d
 
 
 QNET_NORMS = ("none", "batch", "group")
@@ -55,6 +67,28 @@ def _norm(kind: str, channels: int) -> list[nn.Module]:
     if kind == "group":
         return [nn.GroupNorm(max(1, channels // 8), channels)]
     return []
+
+
+def canonical_action(action: torch.Tensor, gates: tuple[int, ...]) -> torch.Tensor:
+    """What the env executes, as the Q-network should see it: ``action`` (..., A) with each gate
+    dimension replaced by +1 (on, > 0) or -1 (off), and, once a gate is on, the continuous dimensions
+    and the later gates (which the env then ignores) set to 0 and -1.
+
+    Without this, CEM can score a close action whose unused move dimensions take values never seen
+    with a close in the data, and the network extrapolates (it overestimated such grasps by 0.4 on
+    Grasp-v0). Gates are in priority order: the first one on decides what happens.
+    """
+    if not gates:
+        return action
+    idx = list(gates)
+    on = action[..., idx] > 0  # (..., G)
+    # A gate takes effect only when no earlier gate is on.
+    earlier = torch.cumsum(on.to(torch.int32), dim=-1) - on.to(torch.int32) > 0
+    effective = on & ~earlier
+    any_on = effective.any(dim=-1, keepdim=True)
+    out = torch.where(any_on, torch.zeros_like(action), action)
+    out[..., idx] = torch.where(effective, 1.0, -1.0).to(action.dtype)
+    return out
 
 
 def _check_power_of_two_ratio(image_size: int, merge_size: int) -> int:
@@ -128,6 +162,7 @@ class GraspQNet(nn.Module):
         if single:
             action = action[:, None]
         b, n, _ = action.shape
+        action = canonical_action(action, self.cfg.action_gates)
         sa = torch.cat([action, state[:, None, :].expand(b, n, state.shape[-1]).to(action.dtype)], dim=-1)
         emb = self.embed(sa)  # (B, N, C)
         c, m = features.shape[1], features.shape[-1]

@@ -28,6 +28,30 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
+def parse_action_gates(spec: str, env_id: str, action_dim: int | None = None) -> tuple[int, ...]:
+    """``--action-gates``: "auto" (the ``action_gates`` the env class declares, else none; none either when
+    they do not fit ``action_dim``, i.e. the data comes from another action space), "none", or "4,5"."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        import gymnasium as gym
+
+        import rlcyclegan.envs  # noqa: F401  (registers our envs)
+
+        try:
+            entry = gym.spec(env_id).entry_point
+        except gym.error.Error:
+            return ()
+        env_cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        gates = tuple(int(i) for i in getattr(env_cls, "action_gates", ()))
+        return gates if action_dim is None or all(i < action_dim for i in gates) else ()
+    if spec in ("none", ""):
+        return ()
+    try:
+        return tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        raise ValueError(f"action_gates must be 'auto', 'none' or comma-separated indices like '4,5' (got {spec!r})") from None
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; a no-op context on CPU (fp32 keeps CPU runs exactly reproducible)."""
     if device.type == "cuda":

@@ -42,6 +42,7 @@ from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
+    parse_action_gates,
     MetricsLog,
     Stopwatch,
     TrainingDiverged,
@@ -157,6 +158,9 @@ class QTOptConfig:
     """Give the Q-network pixel-coordinate input channels (CoordConv)."""
     qnet_norm: str = "none"
     """Normalisation in the Q-network's image tower: none, batch (QT-Opt used batch norm) or group."""
+    action_gates: str = "auto"
+    """On/off action dimensions the Q-network sees canonicalised (see ``nets.qnet.canonical_action``):
+    "auto" = what the env declares as ``action_gates`` (Grasp-v0: close, terminate), "none", or indices "4,5"."""
     cem_iterations: int = 2
     """CEM iterations (acting and targets)."""
     cem_samples: int = 64
@@ -262,8 +266,8 @@ def check_config(cfg: QTOptConfig) -> None:
         raise ValueError("invalid QT-Opt config: " + "; ".join(problems))
 
 
-def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, np.ndarray]:
-    """Image shape, state size and action bounds of the configured env (checked: Box actions, image obs)."""
+def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Image shape, state size, action bounds and action gates of the configured env (checked: Box actions, image obs)."""
     import gymnasium as gym
 
     import rlcyclegan.envs  # noqa: F401
@@ -277,7 +281,10 @@ def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, 
         if not isinstance(img_space, gym.spaces.Box) or len(img_space.shape) != 3 or img_space.shape[-1] != 3:
             raise ValueError(f"{cfg.env}: observations must be an (H, W, 3) image or a dict with one under 'image', got {space}")
         state_dim = int(space["state"].shape[0]) if isinstance(space, gym.spaces.Dict) and "state" in space.spaces else 0
-        return tuple(img_space.shape), state_dim, env.action_space.low.copy(), env.action_space.high.copy()
+        gates = parse_action_gates(cfg.action_gates, cfg.env)
+        if any(not 0 <= i < env.action_space.shape[0] for i in gates):
+            raise ValueError(f"action_gates {gates}: indices must be in [0, {env.action_space.shape[0]}) for {cfg.env}")
+        return tuple(img_space.shape), state_dim, env.action_space.low.copy(), env.action_space.high.copy(), gates
     finally:
         env.close()
 
@@ -320,9 +327,10 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
     return buf, sum(ds.num_episodes for ds in sets)
 
 
-def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int) -> GraspQNet:
+def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int, gates: tuple[int, ...] = ()) -> GraspQNet:
     return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim,
-                                   "action_dim": action_dim, "coords": cfg.qnet_coords, "norm": cfg.qnet_norm}))
+                                   "action_dim": action_dim, "coords": cfg.qnet_coords, "norm": cfg.qnet_norm,
+                                   "action_gates": gates}))
 
 
 def load_initial_weights(q: GraspQNet, source: Path) -> None:
@@ -333,7 +341,7 @@ def load_initial_weights(q: GraspQNet, source: Path) -> None:
     if entry is None:
         raise CheckpointError(f"init_from {source}: a {ckpt.get('kind')!r} checkpoint without a Q-network "
                               "(use a QT-Opt run or an RL-CycleGAN run of method rlcyclegan)")
-    saved = entry["qnet_config"]
+    saved = QNetConfig(**entry["qnet_config"]).to_dict()  # fills fields added since it was saved
     if saved != q.cfg.to_dict():
         diff = {k: (saved.get(k), v) for k, v in q.cfg.to_dict().items() if saved.get(k) != v}
         raise CheckpointError(f"init_from {source}: its Q-network differs from the config's (field: (checkpoint, config)): {diff}")
@@ -415,15 +423,15 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     clock = Stopwatch(ckpt["elapsed"] if ckpt else 0.0)
 
     # ---- data and networks
-    image_shape, state_dim, low, high = probe_env(cfg)
+    image_shape, state_dim, low, high, gates = probe_env(cfg)
     action_dim = len(low)
     offline, offline_episodes = load_offline(cfg, run, image_shape, state_dim, action_dim, cfg.progress)
     online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim) if cfg.online else None
     torch.manual_seed(cfg.seed)
     sample_rng = np.random.default_rng(cfg.seed)
-    q = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
-    q_polyak = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
-    q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim).to(device)
+    q = make_qnet(cfg, image_shape, state_dim, action_dim, gates).to(device)
+    q_polyak = make_qnet(cfg, image_shape, state_dim, action_dim, gates).to(device)
+    q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim, gates).to(device)
     if cfg.init_from is not None and resume is None:
         load_initial_weights(q, Path(cfg.init_from))
     q_polyak.load_state_dict(q.state_dict())
@@ -438,7 +446,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     metrics = MetricsLog(run / "metrics.jsonl")
     online_dir = run / "online"
     if ckpt is not None:
-        saved_q = ckpt["policy"]["qnet_config"]
+        saved_q = QNetConfig(**ckpt["policy"]["qnet_config"]).to_dict()
         if saved_q != q.cfg.to_dict():
             diff = {k: (saved_q.get(k), v) for k, v in q.cfg.to_dict().items() if saved_q.get(k) != v}
             raise CheckpointError(f"{run}: checkpoint Q-network differs from the config (field: (checkpoint, config)): {diff}")
@@ -463,7 +471,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                      translate_with=None if cfg.translate_with is None else str(cfg.translate_with))
     actors = ActorPool(spec, cfg.actor_workers) if cfg.online else None
     eval_envs = [gym.make(cfg.env, **env_kwargs_for(cfg, objects=cfg.eval_objects, domain=eval_domain(cfg))) for _ in range(cfg.eval_envs)]
-    eval_policy = Policy(make_qnet(cfg, image_shape, state_dim, action_dim), low, high, device=device, seed=cfg.seed + 2, **{"cem_" + k: v for k, v in cem.items()})
+    eval_policy = Policy(make_qnet(cfg, image_shape, state_dim, action_dim, gates), low, high, device=device, seed=cfg.seed + 2, **{"cem_" + k: v for k, v in cem.items()})
     writer = SummaryWriter(str(run / "tb"), purge_step=step if ckpt else None)
 
     def checkpoint() -> None:

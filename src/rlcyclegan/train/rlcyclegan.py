@@ -65,6 +65,7 @@ from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_
 from rlcyclegan.rl.replay import ReplayBuffer
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
+    parse_action_gates,
     MetricsLog,
     Stopwatch,
     TrainingDiverged,
@@ -110,6 +111,9 @@ class RLCycleGANConfig:
     """Q-network preset of Q_sim and Q_real (small, default, deep, large); ignored with --init-q."""
     qnet_coords: bool = False
     """Give the Q-networks pixel-coordinate input channels (CoordConv); ignored with --init-q."""
+    action_gates: str = "auto"
+    """On/off action dimensions the Q-networks see canonicalised: "auto" (what the env declares), "none" or
+    "4,5" (see ``nets.qnet.canonical_action``); ignored with --init-q."""
     init_q: Path | None = None
     """A Sim-only QT-Opt checkpoint or run folder: Q_sim (and its targets) start from its Q-network and the Q
     architecture is the checkpoint's. None: Q_sim starts at random. Q_real always starts as a copy of Q_sim."""
@@ -417,7 +421,8 @@ def q_config(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim:
             raise CheckpointError(f"{cfg.init_q}: its Q-network does not fit the data (field: (checkpoint, data)): {diff}")
         return qc
     return QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_size, "state_dim": state_dim,
-                         "action_dim": action_dim, "coords": cfg.qnet_coords})
+                         "action_dim": action_dim, "coords": cfg.qnet_coords,
+                         "action_gates": parse_action_gates(cfg.action_gates, cfg.env, action_dim)})
 
 
 def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim: int, device: torch.device,
