@@ -161,3 +161,25 @@ def test_head_scores_close_actions_alike_whatever_their_move_dimensions():
 def test_qnet_config_rejects_an_action_gate_outside_the_action():
     with pytest.raises(ValueError, match="action_gates"):
         QNetConfig(action_dim=6, action_gates=(4, 6))
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_max_pooled_head_gives_one_logit_per_state_action_pair(image_size):
+    net = tiny_qnet(image_size=image_size, merge_size=8, head_pool="max", state_dim=2, action_dim=3)
+
+    logits = net.head(net.encode(images(2, image_size)), torch.randn(2, 2), torch.randn(2, 7, 3))
+
+    assert logits.shape == (2, 7) and torch.isfinite(logits).all()
+
+
+def test_max_pooled_head_learns_from_its_position_embedding():
+    net = tiny_qnet(image_size=32, merge_size=8, head_pool="max", state_dim=2, action_dim=3)
+
+    net(images(4, 32), torch.randn(4, 2), torch.randn(4, 3)).sum().backward()
+
+    assert net.merge_pos.grad is not None and net.merge_pos.grad.abs().sum() > 0
+
+
+def test_unknown_head_pool_raises_naming_the_field():
+    with pytest.raises(ValueError, match="head_pool"):
+        tiny_qnet(head_pool="mean")

@@ -41,6 +41,10 @@ class QNetConfig:
     """Append two pixel-coordinate channels to the image (CoordConv), which helps locating things."""
     norm: str = "none"
     """Normalisation after each conv of the image tower: "none", "batch" (QT-Opt used batch norm) or "group"."""
+    head_pool: str = "flatten"
+    """How the head reads the merged map: "flatten" (QT-Opt: a strided conv, then an MLP on the flattened
+    map) or "max" (1x1 convs per cell, with a learned position embedding, then a max over cells: "is there
+    a place where the gripper will be and an object is", which locates objects far more precisely)."""
     action_gates: tuple[int, ...] = ()
     """Action dimensions that act as on/off switches, in priority order (Grasp-v0: ``(4, 5)`` = close,
     terminate). The network sees :func:`canonical_action`: each gate as +-1, and once a gate is on,
@@ -59,6 +63,7 @@ class QNetConfig:
 
 
 QNET_NORMS = ("none", "batch", "group")
+QNET_HEAD_POOLS = ("flatten", "max")
 
 
 def _norm(kind: str, channels: int) -> list[nn.Module]:
@@ -109,6 +114,8 @@ class GraspQNet(nn.Module):
         halvings = _check_power_of_two_ratio(cfg.image_size, cfg.merge_size)
         if cfg.norm not in QNET_NORMS:
             raise ValueError(f"QNetConfig.norm must be one of {QNET_NORMS}, got {cfg.norm!r}")
+        if cfg.head_pool not in QNET_HEAD_POOLS:
+            raise ValueError(f"QNetConfig.head_pool must be one of {QNET_HEAD_POOLS}, got {cfg.head_pool!r}")
         c = cfg.channels
         layers: list[nn.Module] = [nn.Conv2d(5 if cfg.coords else 3, c, 5, stride=2, padding=2), *_norm(cfg.norm, c), nn.ReLU(inplace=True)]
         ch = c
@@ -127,10 +134,20 @@ class GraspQNet(nn.Module):
         head: list[nn.Module] = [nn.ReLU(), nn.Conv2d(h, h, 1), nn.ReLU(inplace=True)]
         for _ in range(cfg.head_layers):
             head += [nn.Conv2d(h, h, 3, padding=1), nn.ReLU(inplace=True)]
-        head += [nn.Conv2d(h, h, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-        self.head_convs = nn.Sequential(*head)
-        side = (cfg.merge_size + 1) // 2
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(h * side * side, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
+        if cfg.head_pool == "max":
+            # A position embedding tells each cell where it is, so the per-cell convs can compare that place
+            # with where the action takes the gripper (given by the embedding added to every cell).
+            self.merge_pos = nn.Parameter(torch.zeros(1, h, cfg.merge_size, cfg.merge_size))
+            nn.init.normal_(self.merge_pos, std=0.5)
+            head += [nn.Conv2d(h, h, 1), nn.ReLU(inplace=True)]
+            self.head_convs = nn.Sequential(*head)
+            self.mlp = nn.Sequential(nn.Linear(h, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
+        else:
+            self.merge_pos = None
+            head += [nn.Conv2d(h, h, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            self.head_convs = nn.Sequential(*head)
+            side = (cfg.merge_size + 1) // 2
+            self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(h * side * side, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
 
     # ------------------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -166,9 +183,13 @@ class GraspQNet(nn.Module):
         sa = torch.cat([action, state[:, None, :].expand(b, n, state.shape[-1]).to(action.dtype)], dim=-1)
         emb = self.embed(sa)  # (B, N, C)
         c, m = features.shape[1], features.shape[-1]
+        if self.merge_pos is not None:
+            features = features + self.merge_pos.to(features.dtype)
         x = features[:, None] + emb[..., None, None].to(features.dtype)  # (B, N, C, m, m)
-        x = x.reshape(b * n, c, m, m)
-        logits = self.mlp(self.head_convs(x)).reshape(b, n)
+        x = self.head_convs(x.reshape(b * n, c, m, m))
+        if self.merge_pos is not None:
+            x = x.amax(dim=(-2, -1))
+        logits = self.mlp(x).reshape(b, n)
         return logits[:, 0] if single else logits
 
     def forward(self, image: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -184,6 +205,8 @@ QNET_PRESETS: dict[str, dict] = {
     # three 3x3 convs per action at 8x8 after the merge (closer to QT-Opt's deep post-merge stack); ~1.5x default cost
     "deep": dict(merge_size=8, head_channels=16, head_layers=2),
     "large": dict(channels=64, head_channels=64, hidden=128, merge_size=8),
+    # actions merged at 8x8, per-cell 1x1 convs and a max over cells (see QNetConfig.head_pool)
+    "spatial": dict(merge_size=8, head_pool="max", head_channels=16),
 }
 
 

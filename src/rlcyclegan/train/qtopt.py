@@ -153,7 +153,7 @@ class QTOptConfig:
     augment_shift: int = 4
     """Random image shift (pixels, replicate padding) applied to s and s' of every batch, as in DrQ (0 = off)."""
     qnet: str = "default"
-    """Q-network size (string key: small, default, deep, large)."""
+    """Q-network size (string key: small, default, deep, spatial, large)."""
     qnet_coords: bool = False
     """Give the Q-network pixel-coordinate input channels (CoordConv)."""
     qnet_norm: str = "none"

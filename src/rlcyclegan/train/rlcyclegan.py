@@ -108,7 +108,7 @@ class RLCycleGANConfig:
     discriminator_channels: int = 0
     """Override the discriminator preset's first-layer channels (0 = the preset's)."""
     qnet: str = "default"
-    """Q-network preset of Q_sim and Q_real (small, default, deep, large); ignored with --init-q."""
+    """Q-network preset of Q_sim and Q_real (small, default, deep, spatial, large); ignored with --init-q."""
     qnet_coords: bool = False
     """Give the Q-networks pixel-coordinate input channels (CoordConv); ignored with --init-q."""
     action_gates: str = "auto"
