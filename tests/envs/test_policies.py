@@ -41,3 +41,21 @@ def test_random_policy_rarely_succeeds():
     env = gym.make("rlcyclegan/Grasp-v0")
     r = run_episodes(env, make_policy("random", env, seed=0), 200, seed=0)
     assert r["successes"] / r["episodes"] < 0.15
+
+
+def test_scripted_explore_turns_the_jaws_at_random_and_wanders_in_some_episodes():
+    env = gym.make("rlcyclegan/Grasp-v0", image_size=32)
+    policy = make_policy("scripted-explore", env, seed=0)
+    assert (policy.random_yaw_prob, policy.wander_prob) == (0.3, 0.3)
+    wandered = 0
+    for ep in range(20):
+        env.reset(seed=ep)
+        policy.reset()
+        wandered += policy.wander_left > 0
+    assert 0 < wandered < 20
+
+
+def test_default_scripted_policy_neither_wanders_nor_turns_the_jaws_at_random():
+    env = gym.make("rlcyclegan/Grasp-v0", image_size=32)
+    policy = make_policy("scripted", env, seed=0)
+    assert (policy.random_yaw_prob, policy.wander_prob) == (0.0, 0.0)

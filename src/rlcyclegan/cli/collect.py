@@ -23,7 +23,7 @@ class CollectConfig:
     """Visual domain of the rendered images."""
     objects: Literal["train", "test"] = "train"
     """Object set to place in the bin."""
-    policy: Literal["scripted", "random"] = "scripted"
+    policy: Literal["scripted", "scripted-explore", "random"] = "scripted"
     """Policy that chooses the actions."""
     episodes: int = 100
     """Total number of episodes the directory should hold (episodes already there are kept)."""

@@ -83,7 +83,8 @@ class QTOptConfig:
     offline_episodes: int = 3000
     """Scripted episodes collected into RUN/offline when --data is not given."""
     offline_policy: str = "scripted"
-    """Policy that plays the collected off-policy episodes."""
+    """Policy that plays the collected off-policy episodes: scripted, scripted-explore (random jaw angles and
+    opening random moves in 30% of episodes each) or random."""
     offline_random_episodes: int = 1000
     """Random-policy episodes added to the collected off-policy data (into RUN/offline-random) when --data is
     not given: they close and terminate anywhere, so Q learns those actions fail instead of extrapolating."""
