@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlcyclegan.data.store import Episode
-from rlcyclegan.rl.replay import FIELDS, ReplayBuffer, sample_mixed
+from rlcyclegan.rl.replay import FIELDS, IndexedReplay, ReplayBuffer, sample_mixed
 
 IMG = (4, 4, 3)
 
@@ -205,3 +205,43 @@ def test_done_fraction_falls_back_to_uniform_without_episode_ends():
 def test_done_fraction_outside_unit_interval_raises():
     with pytest.raises(ValueError, match="done_fraction"):
         buffer(10, [1, 2]).sample(4, np.random.default_rng(0), done_fraction=1.5)
+
+
+def indexed(episodes: list[Episode]) -> IndexedReplay:
+    """An IndexedReplay of the episodes, built as load_offline builds one (one image array, index arrays)."""
+    parts = []
+    for ep in episodes:
+        t = ep.length
+        parts.append(IndexedReplay(ep.images, np.arange(t), np.arange(1, t + 1), ep.states[:t], ep.states[1:], ep.actions,
+                                   ep.rewards, ep.terminated))
+    return IndexedReplay.concatenate(parts)
+
+
+def test_indexed_replay_stores_each_observation_once():
+    eps = [episode(3, 0), episode(5, 1)]
+    rep = indexed(eps)
+    assert len(rep) == 8
+    assert len(rep.images) == 4 + 6
+
+
+@pytest.mark.parametrize("done_fraction", [0.0, 0.25])
+def test_indexed_replay_samples_what_a_ring_buffer_of_the_same_episodes_samples(done_fraction):
+    eps = [episode(3, 0), episode(5, 1, terminal=False), episode(2, 2)]
+    ring = ReplayBuffer(100, IMG, 2, 3)
+    ring.add_episodes(eps)
+    a = ring.sample(32, np.random.default_rng(7), done_fraction)
+    b = indexed(eps).sample(32, np.random.default_rng(7), done_fraction)
+    for name in FIELDS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_indexed_replay_with_index_outside_the_images_raises():
+    ep = episode(3)
+    with pytest.raises(ValueError, match="observation indices"):
+        IndexedReplay(ep.images, np.arange(3), np.arange(1, 4) + 1, ep.states[:3], ep.states[1:], ep.actions, ep.rewards, ep.terminated)
+
+
+def test_indexed_replay_with_fields_of_other_lengths_raises_naming_them():
+    ep = episode(3)
+    with pytest.raises(ValueError, match="reward"):
+        IndexedReplay(ep.images, np.arange(3), np.arange(1, 4), ep.states[:3], ep.states[1:], ep.actions, ep.rewards[:2], ep.terminated)

@@ -40,7 +40,7 @@ from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
-from rlcyclegan.rl.replay import ReplayBuffer, sample_mixed
+from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     parse_action_gates,
     MetricsLog,
@@ -290,7 +290,7 @@ def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, 
         env.close()
 
 
-def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim, progress: bool) -> tuple[ReplayBuffer | None, int]:
+def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim, progress: bool) -> tuple[IndexedReplay | None, int]:
     """The off-policy buffer (all stored transitions) and the number of episodes in it."""
     dirs = list(cfg.data)
     if not dirs and cfg.offline_episodes > 0:
@@ -307,24 +307,30 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
             dirs.append(run / "offline-random")
     if not dirs:
         return None, 0
-    sets = [EpisodeDataset(d) for d in dirs]
+    sets = [EpisodeDataset(d, load_images=False) for d in dirs]  # sizes first; images one folder at a time below
     for d, ds in zip(dirs, sets):
         if ds.image_shape != tuple(image_shape):
             raise ValueError(f"{d}: images are {ds.image_shape}, the env renders {tuple(image_shape)}")
-    total = sum(ds.num_steps for ds in sets)
-    buf = ReplayBuffer(total, image_shape, state_dim, action_dim)
     translate = None
     if cfg.translate_with is not None:
         from rlcyclegan.rl.translate import ImageTranslator
 
         translate = ImageTranslator.load(cfg.translate_with)
-    for ds in sets:
+    # Every observation is held once (s and s' index into it), written straight into one array.
+    counts = [ds.num_observations for ds in sets]
+    images = np.empty((sum(counts), *image_shape), np.uint8)
+    parts, offset = [], 0
+    for d, ds, count in zip(dirs, sets, counts):
+        imgs = EpisodeDataset(d).images()
+        if len(imgs) != count:
+            raise ValueError(f"{d}: changed while it was being loaded ({count} then {len(imgs)} observations)")
+        images[offset : offset + count] = imgs if translate is None else translate(imgs)  # translated once, before indexing
+        del imgs
         tr = ds.transitions()
-        imgs = ds.images()
-        if translate is not None:
-            imgs = translate(imgs)  # every stored observation once, before indexing into transitions
-        buf.add_transitions(image=imgs[tr["obs_index"]], next_image=imgs[tr["next_obs_index"]], state=tr["state"],
-                            next_state=tr["next_state"], action=tr["action"], reward=tr["reward"], done=tr["done"])
+        parts.append({k: tr[k] + offset if k.endswith("obs_index") else tr[k]
+                      for k in ("obs_index", "next_obs_index", "state", "next_state", "action", "reward", "done")})
+        offset += count
+    buf = IndexedReplay(images, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return buf, sum(ds.num_episodes for ds in sets)
 
 
