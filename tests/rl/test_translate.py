@@ -78,5 +78,5 @@ def test_qtopt_translate_with_fills_the_replay_with_translated_images(tmp_path, 
     ds = EpisodeDataset(tmp_path / "sim")
     expected = ImageTranslator.load(generator_ckpt)(ds.images())[ds.transitions()["obs_index"]]
     assert episodes == 2
-    np.testing.assert_array_equal(buf.image[: len(buf)], expected)
+    np.testing.assert_array_equal(buf.images[buf.obs_index], expected)
     assert eval_domain(cfg) == "real" and eval_domain(preset_config("tiny")) == "sim"
