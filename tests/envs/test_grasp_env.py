@@ -240,3 +240,45 @@ def test_config_dict_records_the_env_version_and_parameters():
     cfg = make(domain="real", num_objects=3).unwrapped.config_dict()
     assert cfg["env_version"] == g.ENV_VERSION
     assert (cfg["domain"], cfg["num_objects"], cfg["image_size"]) == ("real", 3, 32)
+
+
+def test_branch_leaves_the_episode_as_if_it_had_not_been_called():
+    actions = [DOWN, DOWN, DOWN, CLOSE]
+    plain = rollout(make(), actions, seed=4)
+    env = make()
+    obs, _ = env.reset(seed=4)
+    branched = [obs]
+    for a in actions:
+        env.unwrapped.branch(CLOSE)
+        obs, *_ = env.step(a)
+        branched.append(obs)
+    for p, b in zip(plain, branched):
+        np.testing.assert_array_equal(p["image"], b["image"])
+        np.testing.assert_array_equal(p["state"], b["state"])
+
+
+def test_branch_returns_what_the_step_would_return():
+    env = make()
+    successes = 0
+    for seed in range(6):
+        policy = make_policy("scripted", env, seed=seed)
+        obs, _ = env.reset(seed=seed)
+        policy.reset()
+        while True:
+            a = np.asarray(policy.act(obs), np.float32)
+            predicted = env.unwrapped.branch(a)
+            obs, reward, term, trunc, _ = env.step(a)
+            assert predicted[1:4] == (reward, term, trunc)
+            np.testing.assert_array_equal(predicted[0]["image"], obs["image"])
+            if term or trunc:
+                successes += reward > 0
+                break
+    assert successes > 0  # the comparison covered successful grasps too
+
+
+def test_branch_on_a_finished_episode_raises():
+    env = make()
+    env.reset(seed=0)
+    env.step(TERMINATE)
+    with pytest.raises(RuntimeError, match="finished episode"):
+        env.unwrapped.branch(CLOSE)

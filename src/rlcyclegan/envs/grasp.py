@@ -249,6 +249,28 @@ class GraspEnv(gym.Env):
 
     # ------------------------------------------------------------------ public helpers
 
+    branch_actions = (np.array([0.0, 0.0, 0.0, 0.0, 1.0, -1.0], np.float32),)
+    """Actions worth trying from every visited state with :meth:`branch` (a grasp: its outcome is the
+    one thing a grasping Q-function must judge from the image)."""
+
+    def branch(self, action) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """What ``step(action)`` would return from the current state, without taking the step.
+
+        The simulator is copied, stepped and restored, so the episode goes on exactly as if this had
+        not been called (same physics, same camera noise). Collectors use it to record, from every
+        state they visit, the outcome of a grasp there: a counterfactual one-step episode.
+        """
+        if self._done:
+            raise RuntimeError("branch() called on a finished episode: call reset() first")
+        saved = mujoco.MjData(self.model)
+        mujoco.mj_copyData(saved, self.model, self.data)
+        flags = (self._steps, self._closed, self._done, self._last_obs)
+        try:
+            return self.step(action)
+        finally:
+            mujoco.mj_copyData(self.data, self.model, saved)
+            self._steps, self._closed, self._done, self._last_obs = flags
+
     def config_dict(self) -> dict[str, Any]:
         """All parameters as a JSON-serialisable dict."""
         out = dict(self.cfg.__dict__)

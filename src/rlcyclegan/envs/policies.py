@@ -69,9 +69,13 @@ class ScriptedGraspPolicy:
             angle = self.rng.uniform(0, 2 * np.pi)
             self.offset = self.rng.uniform(0.02, 0.07) * np.array([np.cos(angle), np.sin(angle)])
         self.yaw_offset = float(self.rng.normal(0, self.yaw_noise))
-        if self.rng.random() < self.random_yaw_prob:
+        # The exploration variants draw only when they are on, so the clean planner's random stream (and
+        # every episode collected before they existed) stays exactly what it was.
+        if self.random_yaw_prob > 0 and self.rng.random() < self.random_yaw_prob:
             self.yaw_offset = float(self.rng.uniform(-np.pi / 2, np.pi / 2))
-        self.wander_left = int(self.rng.integers(1, self.max_wander_steps + 1)) if self.rng.random() < self.wander_prob else 0
+        self.wander_left = 0
+        if self.wander_prob > 0 and self.rng.random() < self.wander_prob:
+            self.wander_left = int(self.rng.integers(1, self.max_wander_steps + 1))
         self.last_z = None
 
     def plan(self) -> tuple[np.ndarray, float, float, float]:
