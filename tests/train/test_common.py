@@ -27,3 +27,52 @@ def test_malformed_action_gates_raise_naming_the_field():
 
 def test_auto_action_gates_that_do_not_fit_the_action_size_are_dropped():
     assert parse_action_gates("auto", "rlcyclegan/Grasp-v0", action_dim=1) == ()
+
+
+@pytest.fixture
+def run_held_by_another_process(tmp_path):
+    """A child Python process that claims tmp_path/run, says so on stdout, then sleeps until killed."""
+    import subprocess
+    import sys
+
+    hold = "import sys, time; from rlcyclegan.train.common import claim_run; claim_run(sys.argv[1]); print('held', flush=True); time.sleep(120)"
+    child = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held", "the child process did not claim the run"
+        yield tmp_path / "run", child
+    finally:
+        child.kill()
+        child.wait(30)
+
+
+def test_a_run_folder_held_by_another_process_is_refused_naming_its_pid(run_held_by_another_process):
+    from rlcyclegan.train.common import RunInUse, claim_run
+
+    run, child = run_held_by_another_process
+    with pytest.raises(RunInUse, match=f"pid {child.pid}"):
+        claim_run(run)
+
+
+def test_a_killed_holder_leaves_nothing_stale(run_held_by_another_process):
+    from rlcyclegan.train.common import claim_run, release_run
+
+    run, child = run_held_by_another_process
+    child.kill()
+    child.wait(30)
+    claim_run(run)
+    release_run(run)
+
+
+def test_claiming_a_run_this_process_holds_again_is_allowed_and_release_frees_it(tmp_path):
+    import subprocess
+    import sys
+
+    from rlcyclegan.train.common import claim_run, release_run
+
+    claim_run(tmp_path)
+    claim_run(tmp_path)
+    probe = "import sys; from rlcyclegan.train.common import claim_run; claim_run(sys.argv[1])"
+    held = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    release_run(tmp_path)
+    free = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    assert "RunInUse" in held.stderr and free.returncode == 0

@@ -44,7 +44,7 @@ def _train(argv: list[str], command: str, config_cls, presets: dict, preset_conf
     import tyro
 
     from rlcyclegan.rl.checkpoint import CheckpointError
-    from rlcyclegan.train.common import TrainingDiverged, write_json_atomic
+    from rlcyclegan.train.common import RunInUse, TrainingDiverged, claim_run, write_json_atomic
 
     preset, resume, rest = _split_preset(argv)
     if preset not in presets:
@@ -67,12 +67,17 @@ def _train(argv: list[str], command: str, config_cls, presets: dict, preset_conf
                   f"(got {sorted(changed)})", file=sys.stderr)
             return 2
         if any(getattr(cfg, k) != getattr(base, k) for k in resumable):
+            try:
+                claim_run(resume)  # before touching its config; the trainer's own claim is then a no-op
+            except RunInUse as e:
+                print(f"rlcyclegan {command}: {e}", file=sys.stderr)
+                return 1
             write_json_atomic(cfg_path, cfg)
     else:
         cfg = tyro.cli(config_cls, default=preset_config(preset), args=rest, prog=f"rlcyclegan {command}", description=description)
     try:
         train_fn(cfg, resume=resume)
-    except (CheckpointError, TrainingDiverged, ValueError, FileExistsError, FileNotFoundError) as e:
+    except (CheckpointError, RunInUse, TrainingDiverged, ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"rlcyclegan {command}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -18,6 +18,49 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss: the run stops and the last good checkpoint stays in place."""
 
 
+class RunInUse(RuntimeError):
+    """Another live process is training in the same run folder."""
+
+
+_HELD_RUNS: dict[Path, int] = {}  # run folder -> descriptor of its lock file, for the runs this process holds
+
+
+def claim_run(run: Path) -> None:
+    """Takes ``run/.lock`` for this process, so that two trainings never write into one run folder.
+
+    The lock is an advisory ``flock``: the operating system drops it when the holder exits, however it
+    exits (a SIGKILLed run can be resumed at once; nothing stale is left to clean up). The file records
+    the holder's pid and host for the error message. Claiming a run this process already holds is a
+    no-op (a run that stopped with an exception can be resumed in the same Python session).
+    Raises :class:`RunInUse` when another process holds it.
+    """
+    import fcntl
+    import socket
+
+    run = Path(run).resolve()
+    if run in _HELD_RUNS:
+        return
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+        os.close(fd)
+        raise RunInUse(f"{run} is being trained by another process ({holder}); wait for it to end or stop it, "
+                       "or give this run another --name") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    _HELD_RUNS[run] = fd
+
+
+def release_run(run: Path) -> None:
+    """Drops the lock :func:`claim_run` took (a no-op when this process does not hold it)."""
+    fd = _HELD_RUNS.pop(Path(run).resolve(), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
 def pick_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
     if name == "auto":

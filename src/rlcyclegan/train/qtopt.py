@@ -42,6 +42,8 @@ from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
+    claim_run,
+    release_run,
     parse_action_gates,
     MetricsLog,
     Stopwatch,
@@ -420,8 +422,10 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     # ---- run folder
     if resume is not None:
         run = Path(resume)
+        claim_run(run)
     else:
         run = cfg.out / (cfg.name or f"qtopt-{cfg.domain}-{time.strftime('%Y%m%d-%H%M%S')}")
+        claim_run(run)
         if (run / "checkpoints" / "latest.pt").exists():
             raise FileExistsError(f"{run} already holds a run; resume it with --resume {run}")
         run.mkdir(parents=True, exist_ok=True)
@@ -578,6 +582,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             actors.close()
         for e in eval_envs:
             e.close()
+        release_run(run)
     if last_rec:
         print(f"step {step}: success {last_rec['success']:.3f} [{last_rec['success_low']:.3f}, {last_rec['success_high']:.3f}] "
               f"on {last_rec['eval_episodes']} {cfg.eval_objects}-object episodes, {clock() / 60:.1f} min")

@@ -65,6 +65,8 @@ from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_
 from rlcyclegan.rl.replay import ReplayBuffer
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
+    claim_run,
+    release_run,
     parse_action_gates,
     MetricsLog,
     Stopwatch,
@@ -784,6 +786,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     # ---- run folder (a resumed run must have the same config, except RESUMABLE_CHANGES)
     if resume is not None:
         run = Path(resume)
+        claim_run(run)
         ckpt = load_checkpoint(run, kind="rlcyclegan")
         diff = config_diff(ckpt["config"], cfg)
         if diff:
@@ -791,6 +794,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         write_json_atomic(run / "config.json", cfg)
     else:
         run = cfg.out / (cfg.name or f"{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+        claim_run(run)
         if (run / "checkpoints" / "latest.pt").exists():
             raise FileExistsError(f"{run} already holds a run; resume it with --resume {run}")
         run.mkdir(parents=True, exist_ok=True)
@@ -895,6 +899,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         writer.close()
         for e in eval_envs:
             e.close()
+        release_run(run)
     if last_rec:
         print(f"step {step}: Q_real success {last_rec['success']:.3f} [{last_rec['success_low']:.3f}, {last_rec['success_high']:.3f}] "
               f"on {last_rec['eval_episodes']} {cfg.eval_domain}/{cfg.eval_objects} episodes, {clock() / 60:.1f} min")
