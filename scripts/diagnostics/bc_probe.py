@@ -161,7 +161,7 @@ def main() -> None:
     images, states = torch.as_tensor(data["image"]), torch.as_tensor(data["state"])
     moves, close = torch.as_tensor(data["label"][:, :4]), torch.as_tensor((data["label"][:, 4] > 0).astype(np.float32))
     net(images[:2], states[:2])  # materialise the lazy layer
-    pos_weight = torch.tensor((1 - close.mean()) / close.mean().clamp(min=1e-6))  # closes are rare: balance them
+    pos_weight = (1 - close.mean()) / close.mean().clamp(min=1e-6)  # closes are rare: balance them
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     rng = np.random.default_rng(0)
     t0 = time.time()
