@@ -23,8 +23,8 @@ import rlcyclegan  # noqa: F401
 from rlcyclegan.nets.qnet import GraspQNet, QNetConfig
 
 
-def render_dataset(episodes: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    env = gym.make("rlcyclegan/Grasp-v0")
+def render_dataset(episodes: int, steps: int, seed: int = 0, env_kwargs: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    env = gym.make("rlcyclegan/Grasp-v0", **(env_kwargs or {}))
     u = env.unwrapped
     rng = np.random.default_rng(seed)
     images, labels = [], []
@@ -48,9 +48,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000, help="gradient steps")
     ap.add_argument("--qnet", default="{}", help="QNetConfig overrides as JSON")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--env-kwargs", default="{}", help="Grasp-v0 arguments as JSON (e.g. image_size)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    images, labels = render_dataset(args.episodes, 6)
+    env_kwargs = json.loads(args.env_kwargs)
+    images, labels = render_dataset(args.episodes, 6, env_kwargs=env_kwargs)
     x, y_m = torch.as_tensor(images), torch.as_tensor(labels)
     n_train = int(0.8 * len(x))
     mu, sd = y_m[:n_train].mean(0), y_m[:n_train].std(0)
@@ -58,7 +63,7 @@ def main() -> None:
     cm = sd * 100
     baseline = (y[n_train:] - y[:n_train].mean(0)).abs().mean(0) * cm
     torch.manual_seed(0)
-    q = GraspQNet(QNetConfig(**json.loads(args.qnet)))
+    q = GraspQNet(QNetConfig(**{"image_size": env_kwargs.get("image_size", 64), **json.loads(args.qnet)}))
     c, m = q.cfg.head_channels, q.cfg.merge_size
     head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(c * m * m, 64), torch.nn.ReLU(), torch.nn.Linear(64, 7))
     opt = torch.optim.Adam([*q.parameters(), *head.parameters()], args.lr)
