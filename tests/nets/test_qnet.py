@@ -183,3 +183,18 @@ def test_max_pooled_head_learns_from_its_position_embedding():
 def test_unknown_head_pool_raises_naming_the_field():
     with pytest.raises(ValueError, match="head_pool"):
         tiny_qnet(head_pool="mean")
+
+
+def test_fourier_features_widen_the_embedding_input_by_sines_and_cosines_per_frequency():
+    net = tiny_qnet(state_dim=2, action_dim=3, fourier=4)
+
+    assert net.embed[0].in_features == (2 + 3) * (1 + 2 * 4)
+
+
+def test_fourier_off_keeps_the_state_dict_of_earlier_checkpoints():
+    assert set(tiny_qnet(fourier=3).state_dict()) == set(tiny_qnet().state_dict())
+
+
+def test_negative_fourier_raises_naming_the_field():
+    with pytest.raises(ValueError, match="fourier"):
+        tiny_qnet(fourier=-1)

@@ -45,6 +45,10 @@ class QNetConfig:
     """How the head reads the merged map: "flatten" (QT-Opt: a strided conv, then an MLP on the flattened
     map) or "max" (1x1 convs per cell, with a learned position embedding, then a max over cells: "is there
     a place where the gripper will be and an object is", which locates objects far more precisely)."""
+    fourier: int = 0
+    """Fourier features of the action and state before their embedding MLP: each value v also enters as
+    sin(2^k pi v) and cos(2^k pi v) for k < fourier (0: the raw values only). An MLP on raw coordinates
+    learns smooth functions of them; sharp ones, such as "the gripper will be within 1 cm of here", need these."""
     action_gates: tuple[int, ...] = ()
     """Action dimensions that act as on/off switches, in priority order (Grasp-v0: ``(4, 5)`` = close,
     terminate). The network sees :func:`canonical_action`: each gate as +-1, and once a gate is on,
@@ -125,8 +129,12 @@ class GraspQNet(nn.Module):
             ch = out
         layers += [nn.Conv2d(ch, cfg.head_channels, 3, padding=1)]
         self.tower = nn.Sequential(*layers)
+        if cfg.fourier < 0:
+            raise ValueError(f"QNetConfig.fourier must be >= 0, got {cfg.fourier}")
+        sa_dim = (cfg.action_dim + cfg.state_dim) * (1 + 2 * cfg.fourier)
+        self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(cfg.fourier, dtype=torch.float32), persistent=False)
         self.embed = nn.Sequential(
-            nn.Linear(cfg.action_dim + cfg.state_dim, cfg.hidden),
+            nn.Linear(sa_dim, cfg.hidden),
             nn.ReLU(inplace=True),
             nn.Linear(cfg.hidden, cfg.head_channels),
         )
@@ -181,6 +189,9 @@ class GraspQNet(nn.Module):
         b, n, _ = action.shape
         action = canonical_action(action, self.cfg.action_gates)
         sa = torch.cat([action, state[:, None, :].expand(b, n, state.shape[-1]).to(action.dtype)], dim=-1)
+        if self.cfg.fourier:
+            ang = sa[..., None] * self.freqs.to(sa.dtype)  # (B, N, D, K)
+            sa = torch.cat([sa, ang.sin().flatten(-2), ang.cos().flatten(-2)], dim=-1)
         emb = self.embed(sa)  # (B, N, C)
         c, m = features.shape[1], features.shape[-1]
         if self.merge_pos is not None:
