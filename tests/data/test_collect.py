@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlcyclegan.data.collect import WorkerError, collect
+from rlcyclegan.data.collect import WorkerError, collect, run_episode
 from rlcyclegan.data.dataset import EpisodeDataset
 from rlcyclegan.data.schema import FORMAT_VERSION, MANIFEST_NAME, shard_name
-from rlcyclegan.data.store import list_shards, read_shard
+from rlcyclegan.data.store import list_shards, read_shard, write_shard
 
 # rlcyclegan.data re-exports the function `collect`, which hides the submodule of the same name.
 collect_module = importlib.import_module("rlcyclegan.data.collect")
@@ -32,7 +33,7 @@ ENV_KWARGS = {"domain": "sim", "objects": "train", "image_size": 32, "num_object
 SETTINGS = {"env_id": ENV_ID, "env_kwargs": ENV_KWARGS, "policy": "scripted", "seed": 11, "shard_size": 2}
 ARRAYS = (
     "obs_images", "obs_states", "actions", "rewards", "terminated", "truncated",
-    "episode_index", "episode_seed", "lengths", "success", "returns", "shape_ids",
+    "episode_index", "episode_seed", "lengths", "success", "returns", "shape_ids", "obs_privileged",
 )  # fmt: skip
 
 
@@ -95,6 +96,70 @@ def test_collect_writes_manifest_and_shard_attributes(reference):
     assert attrs["domain"] == "sim" and attrs["objects"] == "train"
     assert attrs["env_kwargs"] == ENV_KWARGS
     assert attrs["env_config"]["image_size"] == 32 and attrs["seed"] == 11
+
+
+def test_collect_stores_privileged_with_inf_padding_and_the_gripper_position(tmp_path):
+    out = tmp_path / "pose"
+    _collect(out, 2, env_kwargs={**ENV_KWARGS, "state": "pose"})
+
+    ds = EpisodeDataset(out, load_images=False)
+
+    priv = ds.privileged()
+    assert ds.has_privileged and priv.shape == (ds.num_observations, 22) and priv.dtype == np.float32
+    assert np.isfinite(priv[:, : 2 + 2 * 3]).all()  # gripper and the 3 objects
+    assert np.isposinf(priv[:, 2 + 2 * 3 :]).all()  # padding up to 10 objects
+    np.testing.assert_allclose(priv[:, :2], ds.obs_states[:, 2:4], atol=1e-6)
+
+
+def test_resume_drops_privileged_when_the_partial_shard_lacks_it(copy_of_reference):
+    path = copy_of_reference / shard_name(4)
+    old = read_shard(path)
+    kept = next(old.episodes())  # episode 4 only, as a shard from before envs gave info["privileged"]
+    kept.privileged = None
+    meta = {k: old.attrs[k] for k in ("env_id", "domain", "objects", "policy", "env_kwargs")}
+    write_shard(path, [kept], **meta, extra_attrs={"shard_size": 2, "first_episode": 4})
+
+    summary = _collect(copy_of_reference, 6)
+
+    assert summary["new_episodes"] == 1
+    assert "obs/privileged" not in read_shard(path, load_images=False).arrays
+    assert not EpisodeDataset(copy_of_reference, load_images=False).has_privileged
+
+
+class _DropPrivileged(gym.Wrapper):
+    """Removes info["privileged"] from reset (``at="reset"``, and so from every step) or from steps only."""
+
+    def __init__(self, env: gym.Env, at: str):
+        super().__init__(env)
+        self.at = at
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs, ({k: v for k, v in info.items() if k != "privileged"} if self.at == "reset" else info)
+
+    def step(self, action):
+        obs, reward, term, trunc, info = self.env.step(action)
+        return obs, reward, term, trunc, {k: v for k, v in info.items() if k != "privileged"}
+
+
+@pytest.fixture(scope="module")
+def small_env():
+    import rlcyclegan.envs  # noqa: F401  (registers the env ids)
+
+    env = gym.make(ENV_ID, **{**ENV_KWARGS, "image_size": 16})
+    yield env
+    env.close()
+
+
+def test_run_episode_without_privileged_info_leaves_it_none(small_env):
+    ep = run_episode(_DropPrivileged(small_env, "reset"), "random", 0, 0)
+
+    assert ep.privileged is None
+
+
+def test_run_episode_raises_when_a_step_lacks_privileged(small_env):
+    with pytest.raises(RuntimeError, match=r"env.step \(step 0 of episode 5\) info has no 'privileged' key"):
+        run_episode(_DropPrivileged(small_env, "step"), "random", 0, 5)
 
 
 def test_two_workers_write_the_same_data_as_one(reference, tmp_path):

@@ -225,3 +225,85 @@ def test_load_image_folder_undecodable_file_raises_naming_it(tmp_path):
 
     with pytest.raises(ValueError, match="broken.jpg: cannot read image"):
         load_image_folder(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------- obs/privileged
+def _with_privileged(ep: Episode) -> Episode:
+    """Observation t gets privileged [state[t, 0], index, NaN]: the first entry identifies the row."""
+    n = ep.length + 1
+    ep.privileged = np.stack([ep.states[:, 0], np.full(n, ep.index), np.full(n, np.nan)], axis=1).astype(np.float32)
+    return ep
+
+
+@pytest.fixture
+def privileged_dir(tmp_path, shard_meta):
+    """As ``two_shard_dir``, with privileged states in both shards."""
+    eps = [_with_privileged(_hand_made_episode(i, n, 100.0 * i, i != 1)) for i, n in ((0, 3), (1, 2), (2, 1))]
+    write_shard(tmp_path / shard_name(0), eps[:2], **shard_meta)
+    write_shard(tmp_path / shard_name(2), eps[2:], **shard_meta)
+    return tmp_path
+
+
+def test_transitions_privileged_is_the_vector_of_s(privileged_dir):
+    ds = EpisodeDataset(privileged_dir)
+
+    t = ds.transitions()
+
+    assert t["privileged"].shape == (6, 3) and t["privileged"].dtype == np.float32
+    np.testing.assert_array_equal(t["privileged"][:, 0], t["state"][:, 0])  # s, not s'
+    np.testing.assert_array_equal(t["privileged"], ds.privileged()[t["obs_index"]])
+    np.testing.assert_array_equal(t["privileged"][:, 1], [0, 0, 0, 1, 1, 2])
+
+
+def test_dataset_privileged_has_a_row_per_observation(privileged_dir):
+    ds = EpisodeDataset(privileged_dir, load_images=False)
+
+    assert ds.has_privileged
+    assert ds.privileged().shape == (ds.num_observations, 3)
+    np.testing.assert_array_equal(ds.privileged()[:, 0], ds.obs_states[:, 0])
+    assert ds.summary()["privileged_size"] == 3
+
+
+def test_dataset_episode_access_carries_privileged(privileged_dir):
+    ep = EpisodeDataset(privileged_dir)[1]
+
+    expected = _with_privileged(_hand_made_episode(1, 2, 100.0, False)).privileged
+    np.testing.assert_array_equal(ep.privileged, expected)
+
+
+def test_dataset_without_privileged_has_none_and_no_transition_key(two_shard_dir):
+    ds = EpisodeDataset(two_shard_dir)
+
+    assert not ds.has_privileged and ds.privileged() is None
+    assert "privileged" not in ds.transitions()
+    assert ds[0].privileged is None and ds.summary()["privileged_size"] is None
+
+
+def test_dataset_drops_privileged_when_only_some_shards_have_it(tmp_path, shard_meta):
+    write_shard(tmp_path / shard_name(0), [_with_privileged(_hand_made_episode(0, 3, 0.0, True))], **shard_meta)
+    write_shard(tmp_path / shard_name(1), [_hand_made_episode(1, 2, 100.0, False)], **shard_meta)
+
+    ds = EpisodeDataset(tmp_path)
+
+    assert not ds.has_privileged and ds.privileged() is None
+    assert "privileged" not in ds.transitions() and ds[0].privileged is None
+
+
+def test_dataset_sorts_privileged_with_interleaved_episode_blocks(tmp_path, shard_meta):
+    eps = [_with_privileged(_hand_made_episode(i, 2, 100.0 * i, True)) for i in range(3)]
+    write_shard(tmp_path / shard_name(0), [eps[0], eps[2]], **shard_meta)
+    write_shard(tmp_path / shard_name(1), [eps[1]], **shard_meta)
+
+    ds = EpisodeDataset(tmp_path)
+
+    assert ds.episode_index.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(ds.privileged()[:, 0], ds.obs_states[:, 0])
+    np.testing.assert_array_equal(ds.privileged()[:, 1], [0, 0, 0, 1, 1, 1, 2, 2, 2])
+
+
+def test_dataset_rejects_shards_with_different_privileged_sizes(tmp_path, shard_meta, make_episode):
+    write_shard(tmp_path / shard_name(0), [make_episode(0, 2, privileged=4)], **shard_meta)
+    write_shard(tmp_path / shard_name(1), [make_episode(1, 2, privileged=6)], **shard_meta)
+
+    with pytest.raises(ValueError, match=r"shard-0000001.h5: privileged size is \(6,\) but .* has \(4,\)"):
+        EpisodeDataset(tmp_path)

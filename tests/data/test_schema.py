@@ -9,8 +9,10 @@ import pytest
 from rlcyclegan.data.schema import (
     EPISODE_AXIS,
     FIELDS,
+    FIELDS_BY_NAME,
     OBS_AXIS,
     OPTIONAL_ATTRS,
+    OPTIONAL_FIELDS,
     REQUIRED_ATTRS,
     STEP_AXIS,
     parse_shard_name,
@@ -35,10 +37,16 @@ def test_field_names_are_unique_and_indexed_by_a_known_axis():
     assert {f.axis for f in FIELDS} == {OBS_AXIS, STEP_AXIS, EPISODE_AXIS}
 
 
+def test_optional_fields_are_distinct_from_required_ones_and_indexed_by_name():
+    assert not {f.name for f in OPTIONAL_FIELDS} & {f.name for f in FIELDS}
+    assert set(FIELDS_BY_NAME) == {f.name for f in (*FIELDS, *OPTIONAL_FIELDS)}
+    assert FIELDS_BY_NAME["obs/privileged"].axis == OBS_AXIS
+
+
 def test_documentation_describes_every_field_and_attribute():
     text = DOCS.read_text()
 
-    for spec in FIELDS:
+    for spec in (*FIELDS, *OPTIONAL_FIELDS):
         assert f"| `{spec.name}` | {spec.dtype} |" in text, spec.name
     for attr in (*REQUIRED_ATTRS, *OPTIONAL_ATTRS):
         assert f"`{attr}`" in text, attr

@@ -238,3 +238,88 @@ def test_write_episodes_groups_episodes_into_blocks(tmp_path, make_episode, shar
     assert [p.name for p in written] == [shard_name(0), shard_name(2), shard_name(4)]
     assert [read_shard(p).episode_indices.tolist() for p in written] == [[0, 1], [2, 3], [4]]
     assert json.loads(json.dumps(read_shard(written[0]).attrs["shard_size"])) == 2
+
+
+# --------------------------------------------------------------------------------------------- obs/privileged
+def test_round_trip_keeps_privileged_states_with_nan_padding(tmp_path, make_episode, shard_meta):
+    episodes = [make_episode(0, 3, privileged=5), make_episode(1, 0, privileged=5), make_episode(2, 2, privileged=5)]
+    path = write_shard(tmp_path / shard_name(0), episodes, **shard_meta)
+
+    shard = read_shard(path)
+
+    assert shard.arrays["obs/privileged"].shape == (8, 5) and shard.arrays["obs/privileged"].dtype == np.float32
+    for written, read in zip(episodes, shard.episodes(), strict=True):
+        assert read.privileged.dtype == np.float32
+        np.testing.assert_array_equal(read.privileged, written.privileged)  # NaNs compare equal here
+        assert np.isnan(read.privileged[:, -1]).all()
+
+
+def test_shard_without_privileged_reads_with_privileged_none(tmp_path, make_episode, shard_meta):
+    path = write_shard(tmp_path / shard_name(0), [make_episode(0, 3), make_episode(1, 2)], **shard_meta)
+
+    shard = read_shard(path)
+
+    with h5py.File(path, "r") as f:
+        assert "obs/privileged" not in f
+    assert "obs/privileged" not in shard.arrays
+    assert [ep.privileged for ep in shard.episodes()] == [None, None]
+
+
+def test_write_rejects_shard_mixing_episodes_with_and_without_privileged(tmp_path, make_episode, shard_meta):
+    episodes = [make_episode(0, 2, privileged=4), make_episode(1, 2), make_episode(2, 1, privileged=4)]
+
+    with pytest.raises(ValueError, match=r"episodes \[0, 2\] have privileged states but episodes \[1\] do not"):
+        write_shard(tmp_path / shard_name(0), episodes, **shard_meta)
+    assert not (tmp_path / shard_name(0)).exists()
+
+
+def test_write_rejects_episodes_with_different_privileged_sizes(tmp_path, make_episode, shard_meta):
+    episodes = [make_episode(0, 2, privileged=4), make_episode(1, 2, privileged=6)]
+
+    with pytest.raises(ValueError, match=r"episode 1: privileged rows have shape \(6,\) but episode 0 has \(4,\)"):
+        write_shard(tmp_path / shard_name(0), episodes, **shard_meta)
+
+
+def test_write_rejects_privileged_with_wrong_row_count(tmp_path, make_episode, shard_meta):
+    ep = make_episode(3, 4, privileged=5)
+    ep.privileged = ep.privileged[:-1]  # T rows instead of T+1
+
+    with pytest.raises(ValueError, match=r"episode 3: privileged has shape \(4, 5\), expected 2 dims with T\+1=5 rows"):
+        write_shard(tmp_path / shard_name(0), [ep], **shard_meta)
+
+
+def test_write_rejects_privileged_with_wrong_dtype(tmp_path, make_episode, shard_meta):
+    ep = make_episode(0, 2, privileged=5)
+    ep.privileged = ep.privileged.astype(np.float64)
+
+    with pytest.raises(ValueError, match="episode 0: privileged has dtype float64, expected float32"):
+        write_shard(tmp_path / shard_name(0), [ep], **shard_meta)
+
+
+def test_read_rejects_privileged_with_wrong_row_count(tmp_path, make_episode, shard_meta):
+    path = write_shard(tmp_path / shard_name(0), [make_episode(0, 3, privileged=5)], **shard_meta)
+    with h5py.File(path, "a") as f:
+        del f["obs/privileged"]
+        f["obs/privileged"] = np.zeros((3, 5), dtype=np.float32)
+
+    expected = "inconsistent lengths: field 'obs/privileged' has N_obs=3 but 'obs/image' has N_obs=4"
+    with pytest.raises(ValueError, match=expected) as info:
+        read_shard(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((4, 5), dtype=np.float64), "field 'obs/privileged' has dtype float64, expected float32"),
+        (np.zeros(4, dtype=np.float32), r"field 'obs/privileged' has shape \(4,\), expected 2 dims"),
+    ],
+)
+def test_read_rejects_privileged_with_wrong_dtype_or_rank(tmp_path, make_episode, shard_meta, array, message):
+    path = write_shard(tmp_path / shard_name(0), [make_episode(0, 3, privileged=5)], **shard_meta)
+    with h5py.File(path, "a") as f:
+        del f["obs/privileged"]
+        f["obs/privileged"] = array
+
+    with pytest.raises(ValueError, match=message):
+        read_shard(path)

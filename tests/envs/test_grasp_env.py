@@ -282,3 +282,40 @@ def test_branch_on_a_finished_episode_raises():
     env.step(TERMINATE)
     with pytest.raises(RuntimeError, match="finished episode"):
         env.unwrapped.branch(CLOSE)
+
+
+def test_privileged_state_gives_the_gripper_and_object_positions_in_the_pose_frame():
+    env = make(state="pose")
+    obs, info = env.reset(seed=3)
+    priv = info["privileged"]
+    u = env.unwrapped
+    n = len(u.object_positions)
+
+    assert priv.shape == (g.PRIVILEGED_DIM,) and priv.dtype == np.float32
+    np.testing.assert_allclose(priv[:2], obs["state"][2:4], atol=1e-6)
+    np.testing.assert_allclose(priv[2 : 2 + 2 * n].reshape(n, 2) * g.WORKSPACE_HALF, u.object_positions[:, :2] - u._origin[:2], atol=1e-6)
+    assert np.isposinf(priv[2 + 2 * n :]).all()
+    _, _, _, _, info = env.step(DOWN)
+    np.testing.assert_allclose(info["privileged"][:2], u.privileged_state()[:2])
+
+
+def test_auxiliary_target_is_the_capped_distance_after_the_move_to_the_nearest_object():
+    priv = np.full((1, g.PRIVILEGED_DIM), np.nan, np.float32)
+    priv[0, :2] = [0.0, 0.0]
+    priv[0, 2:4] = [g.MAX_XY_STEP / g.WORKSPACE_HALF, 0.0]  # one object one full step away in +x
+    priv[0, 4:6] = [-0.9, -0.9]
+    actions = np.zeros((1, 4, 6), np.float32)
+    actions[0, :, 4:] = -1
+    actions[0, 1, 0] = 1.0  # onto the object
+    actions[0, 2, 0] = 0.5  # half way
+    actions[0, 3, :] = [1, 0, 0, 0, 1, -1]  # a close: the gripper does not move
+
+    d = g.GraspEnv.auxiliary_targets(priv, actions)[0, :, 0]
+
+    np.testing.assert_allclose(d, [0.5, 0.0, 0.25, 0.5], atol=1e-5)  # MAX_XY_STEP / cap = 0.5
+
+
+def test_auxiliary_target_of_a_state_without_privileged_data_is_nan():
+    d = g.GraspEnv.auxiliary_targets(np.full((2, g.PRIVILEGED_DIM), np.nan, np.float32), np.zeros((2, 3, 6), np.float32))
+
+    assert d.shape == (2, 3, 1) and np.isnan(d).all()

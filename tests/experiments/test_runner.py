@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -217,3 +218,26 @@ def test_subset_holds_the_first_episodes_of_its_pool(tiny_experiment, tmp_path):
     ds = EpisodeDataset(tmp_path / "first5")
     assert list(ds.episode_index) == [0, 1, 2, 3, 4]
     assert (ds[4].images == EpisodeDataset(pool)[4].images).all()
+
+
+def test_fields_added_later_at_their_default_leave_the_config_hash_unchanged():
+    run = plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("sim-only",)).runs[0]
+    stage = run.stages[0]
+    before = config_hash([stage], Path("x"))
+    hashed = runner.normalized_config(stage.config, Path("x"))
+
+    assert not set(runner.ADDED_FIELDS) & set(hashed)
+    changed = dataclasses.replace(stage.config, aux_weight=0.5)
+    assert config_hash([dataclasses.replace(stage, config=changed)], Path("x")) != before
+
+
+def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
+    out = tmp_path / "zs"
+    plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
+    stage = plan.runs[0].stages[0]
+    folder = plan.runs[0].folder / "qtopt"
+    folder.mkdir(parents=True)
+    saved = {k: v for k, v in runner.to_jsonable(stage.config).items() if k not in runner.ADDED_FIELDS}
+    (folder / "config.json").write_text(json.dumps(saved))
+
+    runner.check_resumable(stage, folder)  # no error

@@ -198,3 +198,29 @@ def test_fourier_off_keeps_the_state_dict_of_earlier_checkpoints():
 def test_negative_fourier_raises_naming_the_field():
     with pytest.raises(ValueError, match="fourier"):
         tiny_qnet(fourier=-1)
+
+
+def test_aux_outputs_come_with_the_q_logit_from_the_same_head():
+    net = tiny_qnet(image_size=32, state_dim=2, action_dim=3, aux_outputs=2)
+    feats = net.encode(images(4, 32))
+    state, actions = torch.randn(4, 2), torch.randn(4, 5, 3)
+
+    logits, aux = net.head(feats, state, actions, with_aux=True)
+
+    assert logits.shape == (4, 5) and aux.shape == (4, 5, 2)
+    assert torch.equal(logits, net.head(feats, state, actions))  # the Q logit does not change with aux on
+
+
+def test_aux_outputs_off_keep_the_plain_critic_state_dict():
+    plain = tiny_qnet(image_size=32).state_dict()
+    with_aux = tiny_qnet(image_size=32, aux_outputs=1).state_dict()
+
+    assert set(with_aux) - set(plain) == {"aux.weight", "aux.bias"}
+    assert all(torch.equal(plain[k], with_aux[k]) for k in plain)
+
+
+def test_asking_for_aux_outputs_of_a_network_without_them_is_an_error():
+    net = tiny_qnet(image_size=32, state_dim=2, action_dim=3)
+
+    with pytest.raises(ValueError, match="aux_outputs"):
+        net.head(net.encode(images(1, 32)), torch.zeros(1, 2), torch.zeros(1, 3), with_aux=True)

@@ -201,3 +201,24 @@ def test_qtopt_targets_are_the_reward_at_terminal_states_and_bootstrap_elsewhere
                            cem=dict(iterations=1, samples=8, elites=2), generator=torch.Generator().manual_seed(0))
     assert target[:2].tolist() == [1.0, 0.0]
     assert 0.0 < target[2] <= 0.9 and target[3] == 1.0  # r + gamma V clipped to 1
+
+
+def test_auxiliary_loss_is_mse_over_known_targets_only():
+    from rlcyclegan.rl.qtopt import auxiliary_loss
+
+    pred = torch.tensor([[0.5], [0.2], [0.9]], requires_grad=True)
+    target = torch.tensor([[0.0], [float("nan")], [1.0]])
+
+    loss = auxiliary_loss(pred, target)
+    loss.backward()
+
+    assert math.isclose(loss.item(), (0.25 + 0.01) / 2, rel_tol=1e-6)
+    assert pred.grad[1, 0] == 0.0
+
+
+def test_auxiliary_loss_without_known_targets_is_zero():
+    from rlcyclegan.rl.qtopt import auxiliary_loss
+
+    pred = torch.ones(2, 1, requires_grad=True)
+
+    assert auxiliary_loss(pred, torch.full((2, 1), float("nan"))).item() == 0.0

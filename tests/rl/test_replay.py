@@ -245,3 +245,34 @@ def test_indexed_replay_with_fields_of_other_lengths_raises_naming_them():
     ep = episode(3)
     with pytest.raises(ValueError, match="reward"):
         IndexedReplay(ep.images, np.arange(3), np.arange(1, 4), ep.states[:3], ep.states[1:], ep.actions, ep.rewards[:2], ep.terminated)
+
+
+def test_privileged_vectors_of_s_are_sampled_with_their_transition():
+    ep = episode(5)
+    ep.privileged = np.arange(6, dtype=np.float32)[:, None].repeat(4, 1)
+    buf = ReplayBuffer(10, IMG, 2, 3, privileged_dim=4)
+    buf.add_episode(ep)
+
+    b = buf.sample(20, np.random.default_rng(0))
+
+    np.testing.assert_array_equal(b["privileged"][:, 0], b["reward"])  # reward i belongs to the step from obs i
+
+
+def test_episodes_without_privileged_data_get_nan_rows():
+    buf = ReplayBuffer(10, IMG, 2, 3, privileged_dim=4)
+    buf.add_episode(episode(3))
+
+    assert np.isnan(buf.sample(5, np.random.default_rng(0))["privileged"]).all()
+
+
+def test_mixed_batch_fills_privileged_rows_of_a_buffer_without_them_with_nan():
+    n = 6
+    tr = transitions(range(n))
+    off = IndexedReplay(tr["image"], np.arange(n), np.arange(n), tr["state"], tr["next_state"], tr["action"], tr["reward"],
+                        tr["done"], privileged=np.zeros((n, 4), np.float32))
+    on = buffer(10, range(3))
+
+    b = sample_mixed(off, on, 8, 0.5, np.random.default_rng(0))
+
+    assert b["privileged"].shape == (8, 4)
+    assert (b["privileged"][:4] == 0).all() and np.isnan(b["privileged"][4:]).all()

@@ -316,3 +316,44 @@ def test_init_from_starts_the_q_network_and_its_targets_from_another_run(bandit_
 def test_init_from_a_q_network_of_another_architecture_raises_naming_the_field(bandit_run, bandit_data, tmp_path):
     with pytest.raises(CheckpointError, match=r"init_from .*'coords': \(False, True\)"):
         train_qtopt(bandit_config(bandit_data, tmp_path, "ft", qnet_coords=True, init_from=bandit_run))
+
+
+# ------------------------------------------------------------------------------------ auxiliary loss
+def _aux_error(qnet, batch, aux) -> float:
+    from rlcyclegan.rl.qtopt import auxiliary_loss
+    from rlcyclegan.train.qtopt import aux_actions
+
+    actions = aux_actions(torch.as_tensor(batch["action"]), 8, (-torch.ones(6), torch.ones(6)), qnet.cfg.action_gates,
+                          torch.Generator().manual_seed(0))
+    target = torch.as_tensor(aux.targets(batch["privileged"], actions.numpy()))
+    with torch.no_grad():
+        qnet.eval()
+        _, pred = qnet.head(qnet.encode(torch.as_tensor(batch["image"])), torch.as_tensor(batch["state"]), actions, with_aux=True)
+    return float(auxiliary_loss(pred, target))
+
+
+def test_aux_loss_on_privileged_state_trains_the_aux_outputs_of_the_critic(tmp_path):
+    import numpy as np
+
+    from rlcyclegan.train.qtopt import load_offline, make_qnet, probe_aux, probe_env
+
+    cfg = preset_config("tiny", env_kwargs='{"state": "pose"}', aux_weight=1.0, steps=80, eval_every=0, online=False,
+                        out=tmp_path, name="aux", progress=False, device="cpu", threads=1)
+    run = train_qtopt(cfg)
+
+    image_shape, state_dim, low, high, gates = probe_env(cfg)
+    aux = probe_aux(cfg)
+    offline, _ = load_offline(replace(cfg, data=(run / "offline", run / "offline-random")), run, image_shape, state_dim, len(low),
+                              False, aux.privileged_dim)
+    batch = offline.sample(128, np.random.default_rng(1))
+    assert np.isfinite(batch["privileged"][:, :4]).all()
+    untrained = make_qnet(cfg, image_shape, state_dim, len(low), gates, aux.outputs)
+    trained = Policy.load(run).qnet
+
+    assert trained.cfg.aux_outputs == 1
+    assert _aux_error(trained.cpu(), batch, aux) < 0.5 * _aux_error(untrained, batch, aux)
+
+
+def test_aux_weight_on_an_env_without_privileged_state_raises_naming_it(bandit_data, tmp_path):
+    with pytest.raises(ValueError, match="privileged state"):
+        train_qtopt(bandit_config(bandit_data, tmp_path, "aux", aux_weight=1.0))

@@ -17,13 +17,14 @@ from __future__ import annotations
 from rlcyclegan.data.collect import CollectError, WorkerError, collect, policy_seed, run_episode
 from rlcyclegan.data.dataset import EpisodeDataset, load_image_array, load_image_folder, wilson_interval
 from rlcyclegan.data.grid import episode_grid, image_grid, save_grid
-from rlcyclegan.data.schema import FIELDS, FORMAT_VERSION, MANIFEST_NAME, FieldSpec, shard_name
+from rlcyclegan.data.schema import FIELDS, FORMAT_VERSION, MANIFEST_NAME, OPTIONAL_FIELDS, FieldSpec, shard_name
 from rlcyclegan.data.store import Episode, Shard, list_shards, read_shard, write_episodes, write_shard
 
 __all__ = [
     "FIELDS",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "OPTIONAL_FIELDS",
     "CollectError",
     "Episode",
     "EpisodeDataset",

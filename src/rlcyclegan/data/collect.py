@@ -41,6 +41,9 @@ from rlcyclegan.data.schema import (
 )
 from rlcyclegan.data.store import Episode, list_shards, read_shard, write_shard
 
+PRIVILEGED_KEY = "privileged"
+"""Info key of the privileged simulator state (stored as ``obs/privileged`` when the env provides it)."""
+
 MAX_EPISODE_STEPS = 100_000
 """Safety net: an episode that neither terminates nor truncates within this many steps is an error."""
 
@@ -63,7 +66,11 @@ def policy_seed(env_seed: int) -> int:
 
 # --------------------------------------------------------------------------------------------- episodes
 def run_episode(env: Any, policy_name: str, env_seed: int, index: int) -> Episode:
-    """Play one episode of ``env`` with a fresh ``policy_name`` policy and record it."""
+    """Play one episode of ``env`` with a fresh ``policy_name`` policy and record it.
+
+    When the reset info has ``"privileged"`` every step's info must have it too (else RuntimeError);
+    the vectors become :attr:`Episode.privileged`. Envs without it give ``privileged=None``.
+    """
     from rlcyclegan.envs import make_policy
 
     policy = make_policy(policy_name, env, seed=policy_seed(env_seed))
@@ -75,6 +82,8 @@ def run_episode(env: Any, policy_name: str, env_seed: int, index: int) -> Episod
     terminated: list[bool] = []
     truncated: list[bool] = []
     shape_ids = [int(i) for i in info.get("shape_ids", [])]
+    privileged = [privileged_of(info, "env.reset")] if PRIVILEGED_KEY in info else None
+    size = None if privileged is None else len(privileged[0])
     while True:
         action = np.array(policy.act(obs), dtype=np.float32)
         obs, reward, term, trunc, info = env.step(action)
@@ -84,6 +93,8 @@ def run_episode(env: Any, policy_name: str, env_seed: int, index: int) -> Episod
         rewards.append(float(reward))
         terminated.append(bool(term))
         truncated.append(bool(trunc))
+        if privileged is not None:
+            privileged.append(privileged_of(info, f"env.step (step {len(actions) - 1} of episode {index})", size))
         if term or trunc:
             break
         if len(actions) >= MAX_EPISODE_STEPS:
@@ -103,7 +114,23 @@ def run_episode(env: Any, policy_name: str, env_seed: int, index: int) -> Episod
         index=index,
         seed=env_seed,
         shape_ids=shape_ids,
+        privileged=None if privileged is None else np.stack(privileged),
     )
+
+
+def privileged_of(info: Mapping[str, Any], where: str, size: int | None = None) -> np.ndarray:
+    """``info["privileged"]`` as a float32 vector; RuntimeError naming ``where`` if it is absent, not
+    1-D, or (with ``size``) not of that length."""
+    if PRIVILEGED_KEY not in info:
+        raise RuntimeError(
+            f"{where} info has no {PRIVILEGED_KEY!r} key (got keys {sorted(info)}) but env.reset gave one; "
+            "an env must give it after every step or never"
+        )
+    value = np.array(info[PRIVILEGED_KEY], dtype=np.float32)
+    if value.ndim != 1 or (size is not None and len(value) != size):
+        expected = "a vector (P,)" if size is None else f"({size},) as at env.reset"
+        raise RuntimeError(f"{where} info[{PRIVILEGED_KEY!r}] has shape {value.shape}, expected {expected}")
+    return value
 
 
 # --------------------------------------------------------------------------------------------- shards
@@ -165,6 +192,11 @@ class ShardCollector:
             episodes.append(ep)
             on_episode(ep)
         episodes.sort(key=lambda ep: ep.index)
+        if len({ep.privileged is None for ep in episodes}) > 1:
+            # A partial shard written before the env provided info["privileged"]: keep the shard uniform
+            # (a dataset with such a shard does without obs/privileged anyway).
+            for ep in episodes:
+                ep.privileged = None
         kwargs = job.env_kwargs
         return write_shard(
             path,

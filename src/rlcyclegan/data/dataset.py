@@ -44,11 +44,16 @@ class EpisodeDataset:
     Attributes hold the concatenated schema arrays with offsets re-based to the whole dataset:
     ``obs_images`` (None with ``load_images=False``), ``obs_states``, ``actions``, ``rewards``,
     ``terminated``, ``truncated`` and the per-episode ``episode_index``, ``episode_seed``,
-    ``obs_start``, ``step_start``, ``lengths``, ``success``, ``returns``, ``shape_ids``.
+    ``obs_start``, ``step_start``, ``lengths``, ``success``, ``returns``, ``shape_ids``, and
+    ``obs_privileged`` ((N_obs, P) float32 privileged simulator state, see :meth:`privileged`).
+
+    ``obs/privileged`` is optional: it is carried only when *every* shard has it. A directory where
+    only some shards have it (e.g. sim data extended with shards from an env without it) loads
+    without it: ``has_privileged`` is False and ``obs_privileged`` is None.
 
     Raises FileNotFoundError if the directory does not exist and ValueError if it has no shards,
-    a shard is unreadable or invalid, shards disagree on image/state/action sizes, or an episode
-    index appears twice.
+    a shard is unreadable or invalid, shards disagree on image/state/action sizes (or on the
+    privileged size P, when all have it), or an episode index appears twice.
     """
 
     def __init__(self, path: str | os.PathLike[str], load_images: bool = True) -> None:
@@ -79,6 +84,14 @@ class EpisodeDataset:
             ):
                 if a != b:
                     raise ValueError(f"{shard.path}: {what} is {a} but {first.path} has {b}; shards must match")
+        if all("obs/privileged" in s.arrays for s in self.shards):
+            p0 = first.arrays["obs/privileged"].shape[1:]
+            for shard in self.shards[1:]:
+                p = shard.arrays["obs/privileged"].shape[1:]
+                if p != p0:
+                    raise ValueError(
+                        f"{shard.path}: privileged size is {p} but {first.path} has {p0}; shards must match"
+                    )
         owner: dict[int, Path] = {}
         for shard in self.shards:
             for idx in shard.episode_indices.tolist():
@@ -94,6 +107,9 @@ class EpisodeDataset:
 
         self.obs_images: np.ndarray | None = cat("obs/image") if load_images else None
         self.obs_states = cat("obs/state")
+        self.has_privileged = all("obs/privileged" in s.arrays for s in shards)
+        """Whether every shard has ``obs/privileged`` (else it is dropped: ``obs_privileged`` is None)."""
+        self.obs_privileged: np.ndarray | None = cat("obs/privileged") if self.has_privileged else None
         self.actions = cat("action")
         self.rewards = cat("reward")
         self.terminated = cat("terminated")
@@ -126,6 +142,8 @@ class EpisodeDataset:
         if self.obs_images is not None:
             self.obs_images = self.obs_images[obs_rows]
         self.obs_states = self.obs_states[obs_rows]
+        if self.obs_privileged is not None:
+            self.obs_privileged = self.obs_privileged[obs_rows]
         for name in ("actions", "rewards", "terminated", "truncated"):
             setattr(self, name, getattr(self, name)[step_rows])
         for name in ("episode_index", "episode_seed", "lengths", "success", "returns", "shape_ids", "episode_shard"):
@@ -201,6 +219,7 @@ class EpisodeDataset:
             "mean_return": float(self.returns.mean()),
             "image_shape": list(self.image_shape),
             "state_size": int(self.obs_states.shape[1]),
+            "privileged_size": None if self.obs_privileged is None else int(self.obs_privileged.shape[1]),
             "action_size": int(self.actions.shape[1]),
             "shards": len(self.shards),
             "shard_files": [s.path.name for s in self.shards],
@@ -231,6 +250,7 @@ class EpisodeDataset:
             index=int(self.episode_index[i]),
             seed=int(self.episode_seed[i]),
             shape_ids=[int(x) for x in ids[ids != SHAPE_ID_PAD]],
+            privileged=None if self.obs_privileged is None else self.obs_privileged[o0 : o0 + t + 1],
         )
 
     def __iter__(self) -> Iterator[Episode]:
@@ -254,7 +274,9 @@ class EpisodeDataset:
         - ``done`` (bool): s' is terminal, so the target must not bootstrap from it (equal to
           ``terminated``; a time-limit ``truncated`` step is *not* done);
         - ``terminated``, ``truncated`` (bool): as stored; ``last`` = terminated or truncated;
-        - ``episode`` (int64): position of the episode in the dataset; ``step``: t within it.
+        - ``episode`` (int64): position of the episode in the dataset; ``step``: t within it;
+        - ``privileged`` (float32, (N, P)): the privileged simulator state of s (rows of
+          :meth:`privileged` at ``obs_index``); only when :attr:`has_privileged`.
 
         Use :meth:`materialize` to gather the images.
         """
@@ -263,7 +285,7 @@ class EpisodeDataset:
         step = np.arange(n, dtype=np.int64) - self.step_start[episode]
         obs_index = self.obs_start[episode] + step
         next_obs_index = obs_index + 1
-        return {
+        out = {
             "obs_index": obs_index,
             "next_obs_index": next_obs_index,
             "state": self.obs_states[obs_index],
@@ -277,6 +299,9 @@ class EpisodeDataset:
             "episode": episode,
             "step": step,
         }
+        if self.obs_privileged is not None:
+            out["privileged"] = self.obs_privileged[obs_index]
+        return out
 
     def materialize(
         self, transitions: dict[str, np.ndarray], rows: Sequence[int] | np.ndarray | None = None
@@ -291,6 +316,11 @@ class EpisodeDataset:
         out["image"] = images[out["obs_index"]]
         out["next_image"] = images[out["next_obs_index"]]
         return out
+
+    def privileged(self) -> np.ndarray | None:
+        """Privileged simulator state of every observation, (N_obs, P) float32 (rows as :meth:`images`),
+        or None when not every shard has ``obs/privileged`` (real data, envs without it)."""
+        return self.obs_privileged
 
     def images(self) -> np.ndarray:
         """Every observation image of the dataset, (N_obs, H, W, 3) uint8 (final observations included)."""

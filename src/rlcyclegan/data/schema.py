@@ -3,7 +3,8 @@
 A dataset is a directory of HDF5 *shards*. Each shard holds a block of consecutive episodes as
 flat arrays (all observations of all its episodes in one array, all steps in another) plus
 per-episode bookkeeping arrays that say where each episode starts. The store, the dataset loader,
-the documentation (``docs/data.md``) and the tests all work from :data:`FIELDS`.
+the documentation (``docs/data.md``) and the tests all work from :data:`FIELDS` (required in every
+shard) and :data:`OPTIONAL_FIELDS` (present only when the data has them).
 
 Symbolic dimension names used in :attr:`FieldSpec.shape`:
 
@@ -18,7 +19,9 @@ Symbolic dimension names used in :attr:`FieldSpec.shape`:
 ``S``, ``A``
     state and action sizes;
 ``K``
-    the most objects any episode of the shard had (``shape_ids`` is padded with -1).
+    the most objects any episode of the shard had (``shape_ids`` is padded with -1);
+``P``
+    size of the privileged simulator state (``obs/privileged``).
 """
 
 from __future__ import annotations
@@ -148,8 +151,23 @@ FIELDS: tuple[FieldSpec, ...] = (
         "Object-shape ids present in the scene at reset (info['shape_ids']), padded with -1.",
     ),
 )
+"""Fields every shard has (readers require them)."""
 
-FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
+OPTIONAL_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec(
+        "obs/privileged",
+        np.dtype(np.float32),
+        (OBS_AXIS, "P"),
+        "Privileged simulator state of each observation (env info['privileged'] at reset and after "
+        "each step), for auxiliary losses in sim; for rlcyclegan/Grasp-v0 P=22: gripper x, y, then "
+        "x, y of up to 10 objects (relative to the bin centre in units of the workspace half-width, as "
+        "the 'pose' state), +inf-padded (NaN rows: unknown). Absent for real data and for envs that do not provide it; "
+        "when present, every episode of the shard has it.",
+    ),
+)
+"""Fields a shard may have; readers validate them when present and do without them otherwise."""
+
+FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in (*FIELDS, *OPTIONAL_FIELDS)}
 
 REQUIRED_ATTRS: dict[str, str] = {
     "format_version": "integer layout version; must equal FORMAT_VERSION",

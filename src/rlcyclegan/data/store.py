@@ -26,6 +26,7 @@ from rlcyclegan.data.schema import (
     FIELDS,
     FORMAT_VERSION,
     OBS_AXIS,
+    OPTIONAL_FIELDS,
     REQUIRED_ATTRS,
     SHAPE_ID_PAD,
     STEP_AXIS,
@@ -65,6 +66,9 @@ class Episode:
     """Seed passed to env.reset, or -1 if unknown (e.g. real robot data)."""
     shape_ids: list[int] = field(default_factory=list)
     """Object-shape ids in the scene at reset (may be empty)."""
+    privileged: np.ndarray | None = None
+    """(T+1, P) float32 privileged simulator state of each observation (``info["privileged"]``), or
+    None when the source has none (real data, envs that do not provide it)."""
 
     @property
     def length(self) -> int:
@@ -88,6 +92,8 @@ class Episode:
             "terminated": (self.terminated, np.dtype(np.bool_), 1, t),
             "truncated": (self.truncated, np.dtype(np.bool_), 1, t),
         }
+        if self.privileged is not None:
+            expected["privileged"] = (self.privileged, np.dtype(np.float32), 2, t + 1)
         for name, (arr, dtype, ndim, length) in expected.items():
             if not isinstance(arr, np.ndarray):
                 raise ValueError(f"episode {self.index}: {name} must be a numpy array, got {type(arr).__name__}")
@@ -111,7 +117,8 @@ class Shard:
     attrs: dict[str, Any]
     """File attributes; ``env_kwargs`` and ``env_config`` are decoded from JSON into dicts."""
     arrays: dict[str, np.ndarray]
-    """Schema field name -> array. ``obs/image`` is absent when read with ``load_images=False``."""
+    """Schema field name -> array. ``obs/image`` is absent when read with ``load_images=False``;
+    optional fields (``obs/privileged``) are present only when the file has them."""
     image_shape: tuple[int, int, int]
     """(H, W, 3) of the shard's images, known even when the images were not loaded."""
 
@@ -146,6 +153,7 @@ class Shard:
                 index=int(a["episode/index"][e]),
                 seed=int(a["episode/seed"][e]),
                 shape_ids=[int(i) for i in ids[ids != SHAPE_ID_PAD]],
+                privileged=a["obs/privileged"][o0 : o0 + t + 1] if "obs/privileged" in a else None,
             )
 
 
@@ -156,11 +164,19 @@ def _flatten(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
     for ep in episodes:
         ep.validate()
     first = episodes[0]
+    lacking = [ep.index for ep in episodes if ep.privileged is None]
+    if lacking and len(lacking) < len(episodes):
+        having = [ep.index for ep in episodes if ep.privileged is not None]
+        raise ValueError(
+            f"episodes {having} have privileged states but episodes {lacking} do not; obs/privileged is "
+            "all or nothing within a shard (give it to every episode, or set privileged=None on all)"
+        )
     for ep in episodes[1:]:
         for name, a, b in (
             ("images", ep.images.shape[1:], first.images.shape[1:]),
             ("states", ep.states.shape[1:], first.states.shape[1:]),
             ("actions", ep.actions.shape[1:], first.actions.shape[1:]),
+            ("privileged", _row_shape(ep.privileged), _row_shape(first.privileged)),
         ):
             if a != b:
                 raise ValueError(
@@ -175,7 +191,7 @@ def _flatten(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
     shape_ids = np.full((len(episodes), k), SHAPE_ID_PAD, dtype=np.int32)
     for e, ep in enumerate(episodes):
         shape_ids[e, : len(ep.shape_ids)] = ep.shape_ids
-    return {
+    arrays = {
         "obs/image": np.concatenate([ep.images for ep in episodes]),
         "obs/state": np.concatenate([ep.states for ep in episodes]),
         "action": np.concatenate([ep.actions for ep in episodes]),
@@ -191,6 +207,13 @@ def _flatten(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
         "episode/return": np.array([ep.episode_return for ep in episodes], dtype=np.float32),
         "episode/shape_ids": shape_ids,
     }
+    if first.privileged is not None:
+        arrays["obs/privileged"] = np.concatenate([ep.privileged for ep in episodes])
+    return arrays
+
+
+def _row_shape(arr: np.ndarray | None) -> tuple[int, ...] | None:
+    return None if arr is None else arr.shape[1:]
 
 
 def _to_json(value: Mapping[str, Any] | None, what: str) -> str:
@@ -242,7 +265,9 @@ def write_shard(
         with h5py.File(tmp, "w") as f:
             for key, value in attrs.items():
                 f.attrs[key] = value
-            for spec in FIELDS:
+            for spec in (*FIELDS, *OPTIONAL_FIELDS):
+                if spec.name not in arrays:
+                    continue
                 data = arrays[spec.name]
                 if spec.name == "obs/image":
                     f.create_dataset(
@@ -294,8 +319,9 @@ def read_shard(path: str | os.PathLike[str], load_images: bool = True) -> Shard:
     Raises FileNotFoundError if ``path`` does not exist and ValueError, naming the file (and the
     field when one is at fault), if it is not a readable HDF5 file (truncated or corrupted), has a
     missing or different ``format_version``, lacks a required attribute or field, or has fields
-    with wrong dtypes, shapes or inconsistent lengths. With ``load_images=False`` the image array
-    is validated but not read (fast metadata access).
+    (optional ones, such as ``obs/privileged``, when present) with wrong dtypes, shapes or
+    inconsistent lengths. With ``load_images=False`` the image array is validated but not read
+    (fast metadata access).
     """
     path = Path(path)
     if not path.exists():
@@ -330,8 +356,10 @@ def _read_open_shard(path: Path, f: h5py.File, load_images: bool) -> Shard:
     arrays: dict[str, np.ndarray] = {}
     sizes: dict[str, tuple[int, str]] = {}  # symbolic dim -> (size, field that fixed it)
     image_shape = (0, 0, 3)
-    for spec in FIELDS:
+    for spec in (*FIELDS, *OPTIONAL_FIELDS):
         if spec.name not in f:
+            if spec in OPTIONAL_FIELDS:
+                continue
             raise ValueError(f"{path}: missing field {spec.name!r}")
         ds = f[spec.name]
         if not isinstance(ds, h5py.Dataset):

@@ -57,6 +57,10 @@ WORKSPACE_HALF = 0.135  # TCP x/y range around the active bin's centre
 MAX_HEIGHT = 0.30  # TCP height limit above the bin floor
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 MAX_OBJECTS = 10
+PRIVILEGED_DIM = 2 + 2 * MAX_OBJECTS
+"""Length of ``info["privileged"]``: gripper x, y, then x, y of up to MAX_OBJECTS objects (+inf-padded)."""
+AUX_DISTANCE_CAP = 0.10
+"""Metres: the auxiliary distance target is capped here (and divided by it, so targets are in [0, 1])."""
 REAL_FRICTION_SCALE = 0.8
 REAL_MASS_SCALE = 1.25
 STATE_MODES = ("height", "pose")
@@ -105,6 +109,8 @@ class GraspEnv(gym.Env):
     action_gates = (4, 5)
     """Action dimensions that are on/off switches, in priority order (close, then terminate); when one is
     on, the move dimensions are ignored. Learners may read this to canonicalise actions."""
+    privileged_dim = PRIVILEGED_DIM
+    """Length of ``info["privileged"]`` (see :meth:`privileged_state`)."""
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any):
         unknown = set(kwargs) - set(EnvConfig.__dataclass_fields__)
@@ -212,7 +218,8 @@ class GraspEnv(gym.Env):
         self._closed = False
         self._done = False
         obs = self._observe()
-        return obs, {"success": False, "shape_ids": [int(s) for s in self._shape_ids[: cfg.num_objects]]}
+        return obs, {"success": False, "shape_ids": [int(s) for s in self._shape_ids[: cfg.num_objects]],
+                     "privileged": self.privileged_state()}
 
     def step(self, action):
         if self._done:
@@ -232,7 +239,7 @@ class GraspEnv(gym.Env):
         self._done = terminated or truncated
         reward = float(success) - self.cfg.step_penalty
         obs = self._observe()
-        info = {"success": bool(success)}
+        info = {"success": bool(success), "privileged": self.privileged_state()}
         if terminated and a[4] > 0:
             info["grasped_shape_id"] = self._lifted_shape()
         return obs, reward, terminated, truncated, info
@@ -248,6 +255,41 @@ class GraspEnv(gym.Env):
             self._renderer = None
 
     # ------------------------------------------------------------------ public helpers
+
+    def privileged_state(self) -> np.ndarray:
+        """Simulator truth a real robot does not have, for auxiliary losses in sim (``info["privileged"]``).
+
+        ``(PRIVILEGED_DIM,)`` float32: the gripper's x, y, then the x, y of each object in the active bin,
+        all relative to that bin's centre in units of ``WORKSPACE_HALF`` (the frame of the pose state),
+        padded to ``MAX_OBJECTS`` objects with +inf (an absent object is infinitely far away; NaN is kept
+        for "unknown", and would also make equal states compare unequal).
+        """
+        out = np.full(PRIVILEGED_DIM, np.inf, np.float32)
+        out[:2] = (self.tcp[:2] - self._origin[:2]) / WORKSPACE_HALF
+        pos = (self.object_positions[:MAX_OBJECTS, :2] - self._origin[:2]) / WORKSPACE_HALF
+        out[2 : 2 + 2 * len(pos)] = pos.reshape(-1)
+        return out
+
+    @staticmethod
+    def auxiliary_targets(privileged: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Auxiliary targets of ``(state, action)`` pairs from the state's privileged vector: the distance
+        (divided by ``AUX_DISTANCE_CAP`` and capped at 1) from where the action takes the gripper in x/y
+        to the nearest object. A close or terminate action leaves the gripper where it is.
+
+        ``privileged`` (B, PRIVILEGED_DIM), ``actions`` (B, N, 6) -> (B, N, 1) float32; rows whose
+        privileged vector is NaN (no simulator truth, e.g. real data) give NaN.
+        """
+        privileged = np.asarray(privileged, np.float32)
+        actions = np.asarray(actions, np.float32)
+        moves = np.where((actions[..., 4:6] > 0).any(-1, keepdims=True), 0.0, np.clip(actions[..., :2], -1, 1))
+        to = np.clip(privileged[:, None, :2] + moves * (MAX_XY_STEP / WORKSPACE_HALF), -1.0, 1.0)  # (B, N, 2)
+        objects = privileged[:, 2:].reshape(len(privileged), MAX_OBJECTS, 2)  # (B, K, 2)
+        d = np.linalg.norm(to[:, :, None] - objects[:, None], axis=-1) * (WORKSPACE_HALF / AUX_DISTANCE_CAP)  # (B, N, K)
+        has = np.isfinite(privileged[:, :2]).all(-1) & np.isfinite(objects[..., 0]).any(-1)  # (B,)
+        near = np.where(np.isnan(d), np.inf, d).min(-1) if d.size else np.zeros(d.shape[:2], np.float32)
+        out = np.minimum(near, 1.0).astype(np.float32)
+        out[~has] = np.nan
+        return out[..., None]
 
     branch_actions = (np.array([0.0, 0.0, 0.0, 0.0, 1.0, -1.0], np.float32),)
     """Actions worth trying from every visited state with :meth:`branch` (a grasp: its outcome is the

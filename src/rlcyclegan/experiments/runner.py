@@ -46,6 +46,10 @@ RUNTIME_FIELDS = ("progress", "threads", "device", "out", "name")
 """Config fields that do not change what a stage computes: left out of config hashes and free to change on resume."""
 RESUMABLE_FIELDS = RUNTIME_FIELDS + ("steps", "max_minutes")
 """Config fields a stage may change when an interrupted run resumes (as `train qtopt --resume`)."""
+ADDED_FIELDS = ("aux_weight", "aux_actions")
+"""Config fields added after experiments were already run: at their default value they are left out of
+config hashes, and a saved config without them reads as having the default, so runs finished or
+interrupted before a field existed still count as the same recipe. Append every new training field here."""
 RESULTS_NAME = "results.jsonl"
 EXPERIMENT_NAME = "experiment.json"
 
@@ -183,7 +187,20 @@ def normalized_config(cfg: Any, out: Path) -> dict:
             return [norm(x) for x in v]
         return v
 
-    return {k: norm(v) for k, v in to_jsonable(cfg).items() if k not in RUNTIME_FIELDS}
+    defaults = field_defaults(cfg)
+    return {k: norm(v) for k, v in to_jsonable(cfg).items()
+            if k not in RUNTIME_FIELDS and not (k in ADDED_FIELDS and k in defaults and v == defaults[k])}
+
+
+def field_defaults(cfg: Any) -> dict:
+    """Default values (as JSON) of a config dataclass's fields that have a plain default."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cfg):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = to_jsonable(f.default)
+    return out
 
 
 def config_hash(stages: list[Stage], out: Path) -> str:
@@ -271,6 +288,8 @@ def check_resumable(stage: Stage, folder: Path) -> None:
         return
     saved = json.loads(saved_path.read_text())
     now = to_jsonable(stage.config)
+    defaults = field_defaults(stage.config)
+    saved = {**{k: defaults[k] for k in ADDED_FIELDS if k in defaults and k in now}, **saved}
     diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v}
     if diff:
         raise ExperimentError(f"{folder}: interrupted with another config (field: (saved, recipe)): {diff}; "

@@ -49,6 +49,10 @@ class QNetConfig:
     """Fourier features of the action and state before their embedding MLP: each value v also enters as
     sin(2^k pi v) and cos(2^k pi v) for k < fourier (0: the raw values only). An MLP on raw coordinates
     learns smooth functions of them; sharp ones, such as "the gripper will be within 1 cm of here", need these."""
+    aux_outputs: int = 0
+    """Extra linear outputs read from the head's last hidden layer (beside the Q logit), trained by an
+    auxiliary loss such as ``QTOptConfig.aux_weight``'s; they shape the shared features and are never
+    used for acting. 0: none (the state dict is then exactly the plain critic's)."""
     action_gates: tuple[int, ...] = ()
     """Action dimensions that act as on/off switches, in priority order (Grasp-v0: ``(4, 5)`` = close,
     terminate). The network sees :func:`canonical_action`: each gate as +-1, and once a gate is on,
@@ -156,6 +160,9 @@ class GraspQNet(nn.Module):
             self.head_convs = nn.Sequential(*head)
             side = (cfg.merge_size + 1) // 2
             self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(h * side * side, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
+        if cfg.aux_outputs < 0:
+            raise ValueError(f"QNetConfig.aux_outputs must be >= 0, got {cfg.aux_outputs}")
+        self.aux = nn.Linear(cfg.hidden, cfg.aux_outputs) if cfg.aux_outputs else None
 
     # ------------------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -178,11 +185,15 @@ class GraspQNet(nn.Module):
             x = torch.cat([x, torch.stack([ys, xs]).expand(b, 2, h, w)], dim=1).contiguous(memory_format=torch.channels_last)
         return self.tower(x)
 
-    def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor,
+             with_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits for N actions per state: features (B, C, m, m), state (B, S), action (B, N, A) -> (B, N).
 
-        ``action`` may also be (B, A) (one action per state), giving logits (B,).
+        ``action`` may also be (B, A) (one action per state), giving logits (B,). With ``with_aux``
+        (needs ``aux_outputs`` > 0) also the auxiliary outputs, (B, N, aux_outputs) (or (B, aux_outputs)).
         """
+        if with_aux and self.aux is None:
+            raise ValueError("GraspQNet.head(with_aux=True): this network has no auxiliary outputs (QNetConfig.aux_outputs=0)")
         single = action.ndim == 2
         if single:
             action = action[:, None]
@@ -200,8 +211,12 @@ class GraspQNet(nn.Module):
         x = self.head_convs(x.reshape(b * n, c, m, m))
         if self.merge_pos is not None:
             x = x.amax(dim=(-2, -1))
-        logits = self.mlp(x).reshape(b, n)
-        return logits[:, 0] if single else logits
+        hidden = self.mlp[:-1](x)
+        logits = self.mlp[-1](hidden).reshape(b, n)
+        if not with_aux:
+            return logits[:, 0] if single else logits
+        aux = self.aux(hidden).reshape(b, n, -1)  # type: ignore[misc]
+        return (logits[:, 0], aux[:, 0]) if single else (logits, aux)
 
     def forward(self, image: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Logits of Q(s, a); apply ``torch.sigmoid`` for Q in [0, 1]."""

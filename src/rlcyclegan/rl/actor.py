@@ -14,19 +14,33 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from rlcyclegan.data.collect import PRIVILEGED_KEY, privileged_of
 from rlcyclegan.data.store import Episode
 
 
 @dataclass
 class EpisodeBuilder:
+    """Accumulates one episode: :meth:`observe` the reset result, then append each step's action,
+    reward and flags and :meth:`observe` its result."""
+
     images: list = field(default_factory=list)
     states: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     rewards: list = field(default_factory=list)
     terminated: list = field(default_factory=list)
     truncated: list = field(default_factory=list)
+    privileged: list | None = None
+    """``info["privileged"]`` of every observation, or None when the reset info had none."""
 
-    def observe(self, obs: Any) -> None:
+    def observe(self, obs: Any, info: dict | None = None) -> None:
+        """Record an observation and, when the reset info had ``"privileged"``, its info's vector
+        (then every later info must have one: RuntimeError otherwise)."""
+        if not self.images:
+            if info is not None and PRIVILEGED_KEY in info:
+                self.privileged = [privileged_of(info, "env.reset")]
+        elif self.privileged is not None:
+            where = f"env.step (step {len(self.images) - 1})"
+            self.privileged.append(privileged_of(info or {}, where, len(self.privileged[0])))
         if isinstance(obs, dict):
             self.images.append(np.asarray(obs["image"], np.uint8))
             self.states.append(np.asarray(obs.get("state", np.zeros(0)), np.float32))
@@ -46,6 +60,7 @@ class EpisodeBuilder:
             index=index,
             seed=seed,
             shape_ids=[int(i) for i in shape_ids],
+            privileged=None if self.privileged is None else np.stack(self.privileged),
         )
 
 
@@ -58,7 +73,8 @@ def run_episodes(
 ) -> list[Episode]:
     """Play one episode per seed, ``len(envs)`` at a time in lockstep; ``act`` maps a batched obs
     dict ``{"image": (B, H, W, 3), "state": (B, S)}`` to (B, A) actions. Episodes come back in
-    seed order (index ``first_index + i``); an episode longer than ``max_steps`` is cut there (truncated)."""
+    seed order (index ``first_index + i``); an episode longer than ``max_steps`` is cut there (truncated).
+    Episodes carry ``info["privileged"]`` (:attr:`Episode.privileged`) when the envs provide it."""
     pending = list(enumerate(seeds))
     results: dict[int, Episode] = {}
     slots: list[dict | None] = [None] * len(envs)
@@ -70,7 +86,7 @@ def run_episodes(
         i, seed = pending.pop(0)
         obs, info = envs[k].reset(seed=int(seed))
         b = EpisodeBuilder()
-        b.observe(obs)
+        b.observe(obs, info)
         slots[k] = {"i": i, "seed": int(seed), "obs": obs, "builder": b, "shape_ids": info.get("shape_ids", []), "t": 0}
 
     for k in range(len(envs)):
@@ -93,7 +109,7 @@ def run_episodes(
             b.rewards.append(float(reward))
             b.terminated.append(bool(term))
             b.truncated.append(bool(trunc))
-            b.observe(obs)
+            b.observe(obs, info)
             s["obs"], s["t"] = obs, s["t"] + 1
             if term or trunc or s["t"] >= max_steps:
                 if not (term or trunc):

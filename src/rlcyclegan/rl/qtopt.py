@@ -36,6 +36,15 @@ def td_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "log") -> t
     raise ValueError(f"td_loss: kind must be 'log' or 'mse', got {kind!r}")
 
 
+def auxiliary_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of auxiliary outputs against targets, over the finite targets only (NaN marks
+    a state without privileged data); 0 (with a graph) when there are none."""
+    known = torch.isfinite(target)
+    if not known.any():
+        return pred.sum() * 0.0
+    return F.mse_loss(pred.float()[known], target.float()[known])
+
+
 @torch.no_grad()
 def polyak_update(target: nn.Module, online: nn.Module, decay: float) -> None:
     """target <- decay * target + (1 - decay) * online, parameter by parameter (buffers copied)."""

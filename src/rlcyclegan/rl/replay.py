@@ -22,10 +22,12 @@ class ReplayBuffer:
 
     ``done`` marks a terminal s' (no bootstrapping); a time-limit truncation is not done.
     ``position`` and ``size`` (and the order of additions) fully determine the contents, which is
-    what exact resumption relies on.
+    what exact resumption relies on. With ``privileged_dim`` > 0 each transition also keeps the
+    privileged simulator vector of s (``Episode.privileged``; NaN for episodes without one), which
+    :meth:`sample` returns under ``"privileged"``.
     """
 
-    def __init__(self, capacity: int, image_shape: tuple[int, int, int], state_dim: int, action_dim: int):
+    def __init__(self, capacity: int, image_shape: tuple[int, int, int], state_dim: int, action_dim: int, privileged_dim: int = 0):
         if capacity < 1:
             raise ValueError(f"ReplayBuffer: capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
@@ -38,6 +40,8 @@ class ReplayBuffer:
         self.action = np.zeros((capacity, action_dim), np.float32)
         self.reward = np.zeros(capacity, np.float32)
         self.done = np.zeros(capacity, np.bool_)
+        self.privileged_dim = int(privileged_dim)
+        self.privileged = np.full((capacity, self.privileged_dim), np.nan, np.float32) if self.privileged_dim else None
         self.position = 0
         self.size = 0
         self.added = 0
@@ -63,6 +67,7 @@ class ReplayBuffer:
             action=episode.actions,
             reward=episode.rewards,
             done=episode.terminated,
+            **({"privileged": _episode_privileged(episode, self.privileged_dim)} if self.privileged_dim else {}),
         )
 
     def add_episodes(self, episodes: Iterable[Episode]) -> None:
@@ -82,6 +87,8 @@ class ReplayBuffer:
         idx = (self.position + np.arange(n)) % self.capacity
         for name in FIELDS:
             getattr(self, name)[idx] = batch[name]
+        if self.privileged is not None:
+            self.privileged[idx] = batch["privileged"] if "privileged" in batch else np.nan
         self.position = int((self.position + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
         self.added += n
@@ -91,7 +98,10 @@ class ReplayBuffer:
         of them is drawn among the terminal transitions only (``done``: grasp attempts and
         terminations, not time-outs), the rest uniformly over all (none terminal: all uniform)."""
         idx = _sample_indices(self.size, self.done, n, rng, done_fraction, "ReplayBuffer")
-        return {name: getattr(self, name)[idx] for name in FIELDS}
+        out = {name: getattr(self, name)[idx] for name in FIELDS}
+        if self.privileged is not None:
+            out["privileged"] = self.privileged[idx]
+        return out
 
 
 class IndexedReplay:
@@ -102,13 +112,15 @@ class IndexedReplay:
     halves the memory of QT-Opt's seeding data (~12 KB per 64x64 observation instead of ~25 KB per
     transition), which is what lets a run hold the ~100k episodes QT-Opt-style seeding asks for.
     :meth:`sample` draws exactly what a :class:`ReplayBuffer` holding the same transitions in the
-    same order would draw with the same generator.
+    same order would draw with the same generator. ``privileged`` (optional, one row per transition:
+    the privileged vector of s) is returned by :meth:`sample` as ``"privileged"``.
     """
 
     def __init__(self, images: np.ndarray, obs_index: np.ndarray, next_obs_index: np.ndarray, state: np.ndarray,
-                 next_state: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray):
+                 next_state: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+                 privileged: np.ndarray | None = None):
         n = len(action)
-        lengths = {"obs_index": len(obs_index), "next_obs_index": len(next_obs_index), "state": len(state),
+        lengths = {**({"privileged": len(privileged)} if privileged is not None else {}),"obs_index": len(obs_index), "next_obs_index": len(next_obs_index), "state": len(state),
                    "next_state": len(next_state), "reward": len(reward), "done": len(done)}
         bad = {k: v for k, v in lengths.items() if v != n}
         if bad:
@@ -125,6 +137,8 @@ class IndexedReplay:
         self.action = np.asarray(action, np.float32)
         self.reward = np.asarray(reward, np.float32)
         self.done = np.asarray(done, np.bool_)
+        self.privileged = None if privileged is None else np.asarray(privileged, np.float32)
+        self.privileged_dim = 0 if privileged is None else self.privileged.shape[1]
         self.size = n
         self.image_shape = tuple(images.shape[1:])
 
@@ -135,10 +149,17 @@ class IndexedReplay:
             raise ValueError("IndexedReplay.concatenate: nothing to concatenate")
         offsets = np.cumsum([0] + [len(p.images) for p in parts[:-1]])
         cat = np.concatenate
+        dims = {p.privileged_dim for p in parts}
+        privileged = None
+        if dims != {0}:
+            if len(dims) != 1 and 0 not in dims:
+                raise ValueError(f"IndexedReplay.concatenate: parts hold privileged vectors of different sizes {sorted(dims)}")
+            dim = max(dims)  # parts without privileged data get NaN rows
+            privileged = cat([p.privileged if p.privileged is not None else np.full((len(p), dim), np.nan, np.float32) for p in parts])
         return cls(cat([p.images for p in parts]), cat([p.obs_index + o for p, o in zip(parts, offsets)]),
                    cat([p.next_obs_index + o for p, o in zip(parts, offsets)]), cat([p.state for p in parts]),
                    cat([p.next_state for p in parts]), cat([p.action for p in parts]), cat([p.reward for p in parts]),
-                   cat([p.done for p in parts]))
+                   cat([p.done for p in parts]), privileged)
 
     def __len__(self) -> int:
         return self.size
@@ -147,9 +168,21 @@ class IndexedReplay:
         """As :meth:`ReplayBuffer.sample`."""
         idx = _sample_indices(self.size, self.done, n, rng, done_fraction, type(self).__name__)
         out = {name: getattr(self, name)[idx] for name in ("state", "next_state", "action", "reward", "done")}
+        if self.privileged is not None:
+            out["privileged"] = self.privileged[idx]
         out["image"] = self.images[self.obs_index[idx]]
         out["next_image"] = self.images[self.next_obs_index[idx]]
         return out
+
+
+def _episode_privileged(episode: Episode, dim: int) -> np.ndarray:
+    """The (T, dim) privileged vectors of an episode's s observations; NaN when it has none."""
+    priv = getattr(episode, "privileged", None)
+    if priv is None:
+        return np.full((episode.length, dim), np.nan, np.float32)
+    if priv.ndim != 2 or priv.shape[1] != dim:
+        raise ValueError(f"ReplayBuffer: episode {episode.index} privileged has shape {priv.shape}, buffer holds (T+1, {dim})")
+    return priv[: episode.length]
 
 
 def _sample_indices(size: int, done: np.ndarray, n: int, rng: np.random.Generator, done_fraction: float, who: str) -> np.ndarray:
@@ -182,4 +215,11 @@ def sample_mixed(
         parts.append(online.sample(n_on, rng, done_fraction))  # type: ignore[union-attr]
     if len(parts) == 1:
         return parts[0]
-    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+    dims = {p["privileged"].shape[1] for p in parts if "privileged" in p}
+    if len(dims) > 1:
+        raise ValueError(f"sample_mixed: the two buffers hold privileged vectors of different sizes {sorted(dims)}")
+    if dims:  # rows of a buffer without privileged data are NaN
+        dim = dims.pop()
+        out["privileged"] = np.concatenate([p.get("privileged", np.full((len(p["action"]), dim), np.nan, np.float32)) for p in parts])
+    return out
