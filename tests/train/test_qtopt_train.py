@@ -321,7 +321,7 @@ def test_init_from_a_q_network_of_another_architecture_raises_naming_the_field(b
 # ------------------------------------------------------------------------------------ auxiliary loss
 def _aux_error(qnet, batch, aux) -> float:
     from rlcyclegan.rl.qtopt import auxiliary_loss
-    from rlcyclegan.train.qtopt import aux_actions
+    from rlcyclegan.rl.qtopt import aux_actions
 
     actions = aux_actions(torch.as_tensor(batch["action"]), 8, (-torch.ones(6), torch.ones(6)), qnet.cfg.action_gates,
                           torch.Generator().manual_seed(0))

@@ -354,3 +354,32 @@ def test_gan_run_on_images_only_real_data_has_no_policy(bandit_data, real_data, 
     with pytest.raises(CheckpointError, match="real2sim"):
         load_generator(run, "real2sim")
     assert load_generator(run)(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+# ------------------------------------------------------------------------------------ auxiliary loss
+def _aux_nets():
+    from rlcyclegan.rl.qtopt import AuxSpec
+
+    # toy privileged state: one number per state; target: |state value + action| / 2 (what an env would compute)
+    aux = AuxSpec(1, 1, lambda priv, acts: (np.abs(priv[:, None, :1] + acts[..., :1]) / 2).astype(np.float32))
+    cfg = preset_config("tiny", method="rlcyclegan", aux_weight=1.0)
+    return cfg, build_nets(cfg, 32, 0, 1, torch.device("cpu"), BOUNDS, aux)
+
+
+def test_aux_loss_trains_the_aux_outputs_of_q_sim_and_q_real_and_not_the_generators():
+    cfg, nets = _aux_nets()
+    batch = synthetic_batch()
+    batch["sim"]["privileged"] = torch.rand(4, 1)
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    gens, aux_heads = snapshot(nets.G, nets.F), snapshot(nets.q_sim.aux, nets.q_real.aux)
+
+    scalars = q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert {"loss/aux_sim", "loss/aux_real"} <= set(scalars)
+    assert same(gens, nets.G, nets.F)
+    assert not same(aux_heads[:2], nets.q_sim.aux) and not same(aux_heads[2:], nets.q_real.aux)
+
+
+def test_aux_weight_with_sim_data_without_privileged_state_raises_naming_it(bandit_data, real_data, tmp_path):
+    with pytest.raises(ValueError, match="privileged"):
+        train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, aux_weight=1.0))

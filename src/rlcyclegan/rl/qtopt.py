@@ -10,6 +10,10 @@ target, or the squared error as an option.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +38,42 @@ def td_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "log") -> t
     if kind == "mse":
         return F.mse_loss(torch.sigmoid(logits.float()), targets.float())
     raise ValueError(f"td_loss: kind must be 'log' or 'mse', got {kind!r}")
+
+
+@dataclass(frozen=True)
+class AuxSpec:
+    """What an auxiliary loss on privileged simulator state needs from the env."""
+
+    privileged_dim: int
+    """Length of the env's ``info["privileged"]`` vector."""
+    outputs: int
+    """Auxiliary outputs per (state, action): the Q-network's ``aux_outputs``."""
+    targets: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    """``targets(privileged (B, P), actions (B, N, A)) -> (B, N, outputs)``, NaN where unknown."""
+
+
+def aux_spec(env: Any, who: str) -> AuxSpec:
+    """The auxiliary-target hook of a Gymnasium env (``privileged_dim`` and ``auxiliary_targets`` on its
+    unwrapped env); ``who`` names the setting that asked for it in the error when the env has none."""
+    u = env.unwrapped
+    fn, dim = getattr(u, "auxiliary_targets", None), int(getattr(u, "privileged_dim", 0) or 0)
+    if fn is None or dim < 1:
+        raise ValueError(f"{who}: {env.spec.id if env.spec else type(u).__name__} provides no privileged state "
+                         "(needs `privileged_dim`, info['privileged'] and `auxiliary_targets`); set the aux weight to 0")
+    probe = np.asarray(fn(np.full((1, dim), np.nan, np.float32), np.zeros((1, 1, env.action_space.shape[0]), np.float32)))
+    return AuxSpec(dim, int(probe.shape[-1]), fn)
+
+
+def aux_actions(action: torch.Tensor, n: int, bounds, gates: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """The logged actions (B, A) and ``n`` uniform random moves per state (gate dimensions at their low
+    bound, i.e. off): (B, 1 + n, A), the actions an auxiliary loss scores."""
+    low = torch.as_tensor(bounds[0], dtype=action.dtype, device=action.device)
+    high = torch.as_tensor(bounds[1], dtype=action.dtype, device=action.device)
+    u = torch.rand(action.shape[0], n, action.shape[1], generator=generator, device=generator.device).to(action.device, action.dtype)
+    rand = low + u * (high - low)
+    if gates:
+        rand[..., list(gates)] = low[list(gates)]
+    return torch.cat([action[:, None], rand], dim=1)
 
 
 def auxiliary_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

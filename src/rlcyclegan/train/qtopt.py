@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.rl.qtopt import auxiliary_loss, lagged_update, polyak_update, qtopt_targets, td_loss
+from rlcyclegan.rl.qtopt import AuxSpec, aux_actions, aux_spec, auxiliary_loss, lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     claim_run,
@@ -304,16 +304,6 @@ def probe_env(cfg: QTOptConfig) -> tuple[tuple[int, int, int], int, np.ndarray, 
         env.close()
 
 
-@dataclass(frozen=True)
-class AuxSpec:
-    """What the auxiliary loss needs from the env: its privileged vector size and target function."""
-
-    privileged_dim: int
-    outputs: int
-    targets: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    """``targets(privileged (B, P), actions (B, N, A)) -> (B, N, outputs)``, NaN where unknown."""
-
-
 def probe_aux(cfg: QTOptConfig) -> AuxSpec | None:
     """The env's auxiliary-target hook when ``aux_weight`` > 0 (a clear error when it has none), else None."""
     if cfg.aux_weight <= 0:
@@ -324,13 +314,7 @@ def probe_aux(cfg: QTOptConfig) -> AuxSpec | None:
 
     env = gym.make(cfg.env, **env_kwargs_for(cfg))
     try:
-        u = env.unwrapped
-        fn, dim = getattr(u, "auxiliary_targets", None), int(getattr(u, "privileged_dim", 0))
-        if fn is None or dim < 1:
-            raise ValueError(f"aux_weight={cfg.aux_weight}: {cfg.env} provides no privileged state "
-                             "(needs `privileged_dim`, info['privileged'] and `auxiliary_targets`); use --aux-weight 0")
-        probe = np.asarray(fn(np.full((1, dim), np.nan, np.float32), np.zeros((1, 1, env.action_space.shape[0]), np.float32)))
-        return AuxSpec(dim, int(probe.shape[-1]), fn)
+        return aux_spec(env, f"aux_weight={cfg.aux_weight}")
     finally:
         env.close()
 
@@ -434,18 +418,6 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
     cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, W)
     out = padded[torch.arange(b, device=images.device)[:, None, None], :, rows, cols]  # (B, H, W, C)
     return out.to(torch.uint8)
-
-
-def aux_actions(action: torch.Tensor, n: int, bounds: tuple, gates: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """The logged actions (B, A) and ``n`` uniform random moves per state (gate dimensions at their low
-    bound, i.e. off): (B, 1 + n, A), for the auxiliary loss."""
-    low = torch.as_tensor(bounds[0], dtype=action.dtype, device=action.device)
-    high = torch.as_tensor(bounds[1], dtype=action.dtype, device=action.device)
-    u = torch.rand(action.shape[0], n, action.shape[1], generator=generator, device=generator.device).to(action.device, action.dtype)
-    rand = low + u * (high - low)
-    if gates:
-        rand[..., list(gates)] = low[list(gates)]
-    return torch.cat([action[:, None], rand], dim=1)
 
 
 def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch.optim.Optimizer, batch: dict, bounds: tuple,

@@ -61,7 +61,7 @@ from rlcyclegan.nets.image_pool import ImagePool
 from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.rl.qtopt import lagged_update, polyak_update, qtopt_targets, td_loss
+from rlcyclegan.rl.qtopt import AuxSpec, aux_actions, aux_spec, auxiliary_loss, lagged_update, polyak_update, qtopt_targets, td_loss
 from rlcyclegan.rl.replay import ReplayBuffer
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
@@ -129,6 +129,14 @@ class RLCycleGANConfig:
     """Weight of the RL-scene consistency loss (method rlcyclegan only; 0 before rl_scene_warmup)."""
     lambda_rl: float = 1.0
     """Weight of the Q-networks' TD loss (0 = the Q-networks only learn from the RL-scene loss, if at all)."""
+    aux_weight: float = 0.0
+    """Weight of the auxiliary loss on privileged sim state (0 = off, as in the paper; see
+    ``QTOptConfig.aux_weight``). Q_sim learns it on x and Q_real on G(x), both with the sim state's
+    targets, so Q_real learns where objects are in real-looking images. Needs sim data with privileged
+    state (`obs/privileged`) and an env with ``auxiliary_targets``; the Q-networks get aux outputs (an
+    --init-q checkpoint must have them: train it with the same --aux-weight > 0)."""
+    aux_actions: int = 8
+    """Random moves per state scored by the auxiliary loss besides the logged action."""
     lambda_identity: float = 0.0
     """Weight of the optional CycleGAN identity loss d(F(x), x) + d(G(y), y) (0 = off, as in the paper)."""
     adversarial: Literal["lsgan", "nonsaturating"] = "lsgan"
@@ -287,8 +295,9 @@ def is_episode_source(path: Path) -> bool:
     return False
 
 
-def episode_buffer(paths: list[Path], image_shape=None, state_dim=None, action_dim=None) -> ReplayBuffer:
-    """A replay buffer holding every transition of the episode folders / shard files (checked for matching sizes)."""
+def episode_buffer(paths: list[Path], image_shape=None, state_dim=None, action_dim=None, privileged: bool = False) -> ReplayBuffer:
+    """A replay buffer holding every transition of the episode folders / shard files (checked for matching sizes);
+    with ``privileged`` also their privileged states, which every episode must then have (of one size)."""
     episodes = []
     for p in paths:
         if p.is_dir():
@@ -302,7 +311,14 @@ def episode_buffer(paths: list[Path], image_shape=None, state_dim=None, action_d
     for what, have, want in (("image shape", shape, image_shape), ("state size", sdim, state_dim), ("action size", adim, action_dim)):
         if want is not None and tuple(np.atleast_1d(have)) != tuple(np.atleast_1d(want)):
             raise ValueError(f"{[str(p) for p in paths]}: {what} is {have}, the sim data has {want}")
-    buf = ReplayBuffer(sum(e.length for e in episodes), shape, sdim, adim)
+    privileged_dim = 0
+    if privileged:
+        privileged_dim = episodes[0].privileged.shape[1] if episodes[0].privileged is not None else 0
+        bad = [e.index for e in episodes if e.privileged is None or e.privileged.shape[1] != privileged_dim]
+        if bad:
+            raise ValueError(f"{[str(p) for p in paths]}: {len(bad)} episode(s) (e.g. {bad[:3]}) have no privileged state "
+                             "(obs/privileged), or one of another size, which --aux-weight needs; collect them again with this version")
+    buf = ReplayBuffer(sum(e.length for e in episodes), shape, sdim, adim, privileged_dim)
     buf.add_episodes(episodes)
     return buf
 
@@ -383,6 +399,7 @@ class Nets:
     pool_y: ImagePool
     pool_x: ImagePool | None
     bounds: tuple[np.ndarray, np.ndarray] | None
+    aux: AuxSpec | None = None
 
     MODULES = ("G", "F", "D_X", "D_Y", "q_sim", "q_real", "q_sim_polyak", "q_sim_lagged", "q_real_polyak", "q_real_lagged")
     STATEFUL = MODULES + ("opt_g", "opt_d", "opt_q", "pool_x", "pool_y")
@@ -413,22 +430,24 @@ def discriminator_config(cfg: RLCycleGANConfig) -> DiscriminatorConfig:
     return DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS[cfg.discriminator], **over})
 
 
-def q_config(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim: int) -> QNetConfig:
+def q_config(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim: int, aux_outputs: int = 0) -> QNetConfig:
     """The Q architecture: --init-q's when given, else the preset for this data."""
     if cfg.init_q is not None:
         qc = QNetConfig(**load_checkpoint(cfg.init_q)["policy"]["qnet_config"])
         want = {"image_size": image_size, "state_dim": state_dim, "action_dim": action_dim}
+        if aux_outputs:
+            want["aux_outputs"] = aux_outputs
         diff = {k: (getattr(qc, k), v) for k, v in want.items() if getattr(qc, k) != v}
         if diff:
             raise CheckpointError(f"{cfg.init_q}: its Q-network does not fit the data (field: (checkpoint, data)): {diff}")
         return qc
     return QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_size, "state_dim": state_dim,
                          "action_dim": action_dim, "coords": cfg.qnet_coords,
-                         "action_gates": parse_action_gates(cfg.action_gates, cfg.env, action_dim)})
+                         "action_gates": parse_action_gates(cfg.action_gates, cfg.env, action_dim), "aux_outputs": aux_outputs})
 
 
 def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim: int, device: torch.device,
-               bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Nets:
+               bounds: tuple[np.ndarray, np.ndarray] | None = None, aux: AuxSpec | None = None) -> Nets:
     """Modules (seeded with cfg.seed), optimizers and pools for cfg.method; Q from --init-q when given."""
     torch.manual_seed(cfg.seed)
     cycle = cfg.method != "gan"
@@ -439,7 +458,7 @@ def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_di
     D_X = make_discriminator(discriminator_config(cfg)).to(device) if cycle else None
     qs: list[GraspQNet | None] = [None] * 6
     if rl:
-        qc = q_config(cfg, image_size, state_dim, action_dim)
+        qc = q_config(cfg, image_size, state_dim, action_dim, aux.outputs if aux else 0)
         qs = [GraspQNet(qc).to(device) for _ in range(6)]
         if cfg.init_q is not None:  # Q_sim from the Sim-only QT-Opt run
             qs[0].load_state_dict(load_checkpoint(cfg.init_q, map_location=device)["policy"]["qnet"])
@@ -460,6 +479,7 @@ def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_di
         pool_y=ImagePool(cfg.pool_size, pool_gen(1)),
         pool_x=ImagePool(cfg.pool_size, pool_gen(2)) if cycle else None,
         bounds=bounds,
+        aux=aux,
     )
 
 
@@ -608,12 +628,31 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
     logits_sim, logits_real = fakes["logits_sim"], fakes["logits_real"]
     loss_sim, loss_real = td_loss(logits_sim, target_sim, "log"), td_loss(logits_real, target_real, "log")
     params = list(nets.q_sim.parameters()) + list(nets.q_real.parameters())  # type: ignore[union-attr]
-    (cfg.lambda_rl * (loss_sim + loss_real)).backward(inputs=params)
+    total = cfg.lambda_rl * (loss_sim + loss_real)
+    aux_scalars = {}
+    if nets.aux is not None and cfg.aux_weight > 0:
+        aux_sim, aux_real = aux_losses(nets, sim, fakes["gx"], cfg, cem_gen, device)
+        total = total + cfg.aux_weight * (aux_sim + aux_real)
+        aux_scalars = {"loss/aux_sim": aux_sim.detach(), "loss/aux_real": aux_real.detach()}
+    total.backward(inputs=params)
     gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
     nets.opt_q.step()  # type: ignore[union-attr]
     return {"loss/td_sim": loss_sim.detach(), "loss/td_real": loss_real.detach(), "q/grad_norm": gnorm.detach(),
             "q/sim_mean": torch.sigmoid(logits_sim.detach()).mean(), "q/real_mean": torch.sigmoid(logits_real.detach()).mean(),
-            "q/sim_target_mean": target_sim.mean(), "q/real_target_mean": target_real.mean()}
+            "q/sim_target_mean": target_sim.mean(), "q/real_target_mean": target_real.mean(), **aux_scalars}
+
+
+def aux_losses(nets: Nets, sim: dict, gx: torch.Tensor, cfg: RLCycleGANConfig, cem_gen: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Auxiliary losses of Q_sim on (x, a) and Q_real on (G(x), a) (G(x) detached: only the Q-networks learn),
+    for the logged action and ``aux_actions`` random moves per state, against the targets the env computes
+    from x's privileged state (the same for G(x): translation keeps the scene)."""
+    acts = aux_actions(sim["action"], cfg.aux_actions, nets.bounds, nets.q_sim.cfg.action_gates, cem_gen)  # type: ignore[union-attr]
+    target = torch.as_tensor(nets.aux.targets(sim["privileged"].cpu().numpy(), acts.cpu().numpy()), device=device)  # type: ignore[union-attr]
+    with autocast(device):
+        _, pred_sim = nets.q_sim.head(nets.q_sim.encode(q_image(sim["image"])), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
+        _, pred_real = nets.q_real.head(nets.q_real.encode(q_from_gan(gx)), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
+    return auxiliary_loss(pred_sim, target), auxiliary_loss(pred_real, target)
 
 
 def discriminator_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, device: torch.device) -> dict:
@@ -729,6 +768,19 @@ def eval_env_kwargs(cfg: RLCycleGANConfig, image_size: int) -> dict:
     return extra
 
 
+def probe_aux(cfg: RLCycleGANConfig, image_size: int) -> AuxSpec:
+    """The env's auxiliary-target hook (a clear error when it has none)."""
+    import gymnasium as gym
+
+    import rlcyclegan.envs  # noqa: F401
+
+    env = gym.make(cfg.env, **eval_env_kwargs(cfg, image_size))
+    try:
+        return aux_spec(env, f"aux_weight={cfg.aux_weight}")
+    finally:
+        env.close()
+
+
 def probe_env(cfg: RLCycleGANConfig, image_shape, state_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Action bounds of the evaluation env, checked against the data (1-D Box actions, same image and state sizes)."""
     import gymnasium as gym
@@ -803,12 +855,16 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     clock = Stopwatch(ckpt["elapsed"] if ckpt else 0.0)
 
     # ---- data and networks
-    sim = episode_buffer(list(cfg.sim_data))
+    use_aux = cfg.aux_weight > 0 and cfg.method == "rlcyclegan"
+    sim = episode_buffer(list(cfg.sim_data), privileged=use_aux)
     image_shape, state_dim, action_dim = sim.image_shape, sim.state_dim, sim.action_dim
+    aux = probe_aux(cfg, image_shape[0]) if use_aux else None
+    if aux is not None and aux.privileged_dim != sim.privileged_dim:
+        raise ValueError(f"{[str(p) for p in cfg.sim_data]}: privileged states of size {sim.privileged_dim}, {cfg.env} gives {aux.privileged_dim}")
     real = load_real(list(cfg.real_data), image_shape, state_dim, action_dim)
     rl = cfg.method == "rlcyclegan"
     bounds = probe_env(cfg, image_shape, state_dim) if rl else None
-    nets = build_nets(cfg, image_shape[0], state_dim, action_dim, device, bounds)
+    nets = build_nets(cfg, image_shape[0], state_dim, action_dim, device, bounds, aux)
     sample_rng = np.random.default_rng(cfg.seed)
     cem_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     vis_rows = np.arange(min(4, len(sim), cfg.batch_size))
