@@ -222,7 +222,8 @@ def test_subset_holds_the_first_episodes_of_its_pool(tiny_experiment, tmp_path):
 
 def test_fields_added_later_at_their_default_leave_the_config_hash_unchanged():
     run = plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("sim-only",)).runs[0]
-    stage = run.stages[0]
+    defaults = {f.name: f.default for f in dataclasses.fields(run.stages[0].config) if f.name in runner.ADDED_FIELDS}
+    stage = dataclasses.replace(run.stages[0], config=dataclasses.replace(run.stages[0].config, **defaults))
     before = config_hash([stage], Path("x"))
     hashed = runner.normalized_config(stage.config, Path("x"))
 
@@ -234,7 +235,8 @@ def test_fields_added_later_at_their_default_leave_the_config_hash_unchanged():
 def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
     out = tmp_path / "zs"
     plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
-    stage = plan.runs[0].stages[0]
+    defaults = {f.name: f.default for f in dataclasses.fields(plan.runs[0].stages[0].config) if f.name in runner.ADDED_FIELDS}
+    stage = dataclasses.replace(plan.runs[0].stages[0], config=dataclasses.replace(plan.runs[0].stages[0].config, **defaults))
     folder = plan.runs[0].folder / "qtopt"
     folder.mkdir(parents=True)
     saved = {k: v for k, v in runner.to_jsonable(stage.config).items() if k not in runner.ADDED_FIELDS}

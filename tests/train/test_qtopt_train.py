@@ -357,3 +357,20 @@ def test_aux_loss_on_privileged_state_trains_the_aux_outputs_of_the_critic(tmp_p
 def test_aux_weight_on_an_env_without_privileged_state_raises_naming_it(bandit_data, tmp_path):
     with pytest.raises(ValueError, match="privileged state"):
         train_qtopt(bandit_config(bandit_data, tmp_path, "aux", aux_weight=1.0))
+
+
+@pytest.mark.parametrize("aux_domains, used", [(("sim", "randomized"), False), (("sim", "real"), True)])
+def test_aux_loss_uses_privileged_state_only_from_data_of_the_aux_domains(tmp_path, aux_domains, used):
+    import numpy as np
+
+    from rlcyclegan.data.collect import collect
+    from rlcyclegan.train.qtopt import load_offline, probe_aux, probe_env
+
+    cfg = preset_config("tiny", env_kwargs='{"state": "pose"}', domain="real", aux_weight=1.0, aux_domains=aux_domains)
+    collect(cfg.env, {"domain": "real", "image_size": 32, "state": "pose"}, "scripted", 3, tmp_path / "real", workers=1, progress=False)
+    image_shape, state_dim, low, *_ = probe_env(cfg)
+
+    buf, _ = load_offline(replace(cfg, data=(tmp_path / "real",)), tmp_path, image_shape, state_dim, len(low), False,
+                          probe_aux(cfg).privileged_dim)
+
+    assert np.isfinite(buf.privileged[:, :2]).all() == used and np.isnan(buf.privileged).all() != used

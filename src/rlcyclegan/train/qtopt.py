@@ -174,6 +174,11 @@ class QTOptConfig:
     relative to each move, which the sparse TD signal teaches too slowly (docs/qtopt.md)."""
     aux_actions: int = 8
     """Random actions per state scored by the auxiliary loss besides the logged one (gates off: moves only)."""
+    aux_domains: tuple[str, ...] = ("sim", "randomized")
+    """Data domains whose privileged state the auxiliary loss may use. Episodes of other domains (off-policy
+    folders by their `domain` attribute, on-policy episodes by --domain) train Q without it even when their
+    files carry it: our pseudo-real env records it, a real robot cannot. The Oracle of the experiments adds
+    "real" (an upper bound with every advantage of the recipe)."""
     cem_iterations: int = 2
     """CEM iterations (acting and targets)."""
     cem_samples: int = 64
@@ -358,7 +363,11 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
         del imgs
         tr = ds.transitions()
         keys = ("obs_index", "next_obs_index", "state", "next_state", "action", "reward", "done")
-        if privileged_dim:
+        use = privileged_dim and set(ds.domains) <= set(cfg.aux_domains)
+        if privileged_dim and not use:  # not simulator data: no privileged state, whatever the files hold
+            tr["privileged"] = np.full((len(tr["action"]), privileged_dim), np.nan, np.float32)
+            keys += ("privileged",)
+        elif use:
             if tr.get("privileged") is None:
                 raise ValueError(f"{d}: episodes without privileged state (obs/privileged), which --aux-weight needs; "
                                  "collect them again with this version")
@@ -369,6 +378,11 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
         offset += count
     buf = IndexedReplay(images, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return buf, sum(ds.num_episodes for ds in sets)
+
+
+def without_privileged(episodes, keep: bool) -> list:
+    """The episodes, with their privileged state removed unless ``keep`` (copies; the originals are untouched)."""
+    return list(episodes) if keep else [replace(e, privileged=None) for e in episodes]
 
 
 def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int, gates: tuple[int, ...] = (),
@@ -491,6 +505,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     p_dim, aux_out = (aux.privileged_dim, aux.outputs) if aux else (0, 0)
     offline, offline_episodes = load_offline(cfg, run, image_shape, state_dim, action_dim, cfg.progress, p_dim)
     online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim, p_dim) if cfg.online else None
+    online_privileged = cfg.domain in cfg.aux_domains  # else on-policy episodes enter the buffer with NaN privileged rows
     torch.manual_seed(cfg.seed)
     sample_rng = np.random.default_rng(cfg.seed)
     q = make_qnet(cfg, image_shape, state_dim, action_dim, gates, aux_out).to(device)
@@ -523,7 +538,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         metrics.truncate_after(step)
         for path in list_shards(online_dir) if online_dir.exists() else []:
             if parse_shard_name(path.name) < online_episodes:
-                online.add_episodes(read_shard(path).episodes())  # type: ignore[union-attr]
+                online.add_episodes(without_privileged(read_shard(path).episodes(), online_privileged))  # type: ignore[union-attr]
             else:
                 path.unlink()  # collected after the checkpoint: recollected identically below
         print(f"resumed {run} at step {step} ({rounds} on-policy rounds, {online_episodes} episodes)")
@@ -579,7 +594,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         eps = actors.collect(q.state_dict(), seeds, first, rng_seed=cfg.seed * 1_000_003 + rounds, epsilon=cfg.epsilon, noise=cfg.noise)  # type: ignore[union-attr]
         write_shard(online_dir / shard_name(first), eps, env_id=cfg.env, domain=cfg.domain, objects=cfg.objects,
                     policy="qtopt", env_kwargs=env_kwargs_for(cfg), extra_attrs={"round": rounds, "step": step})
-        online.add_episodes(eps)  # type: ignore[union-attr]
+        online.add_episodes(without_privileged(eps, online_privileged))  # type: ignore[union-attr]
         rounds += 1
         online_episodes += len(eps)
         writer.add_scalar("collect/success", float(np.mean([e.success for e in eps])), step)
