@@ -39,6 +39,7 @@ def _split_preset(argv: list[str]) -> tuple[str, Path | None, list[str]]:
 def _train(argv: list[str], command: str, config_cls, presets: dict, preset_config, train_fn, resumable: tuple[str, ...],
            path_fields: dict[str, str], description: str) -> int:
     """Shared driver of the `train` subcommands: presets, tyro parsing, --resume with the saved config."""
+    import dataclasses
     import json
 
     import tyro
@@ -59,6 +60,9 @@ def _train(argv: list[str], command: str, config_cls, presets: dict, preset_conf
         for key, kind in path_fields.items():  # JSON holds strings; the dataclass holds paths
             if key in saved and saved[key] is not None:
                 saved[key] = tuple(Path(p) for p in saved[key]) if kind == "many" else Path(saved[key])
+        for f in dataclasses.fields(config_cls):  # JSON lists back into tuple fields (e.g. aux_domains)
+            if isinstance(saved.get(f.name), list) and isinstance(f.default, tuple):
+                saved[f.name] = tuple(saved[f.name])
         base = config_cls(**saved)
         cfg = tyro.cli(config_cls, default=base, args=rest, prog=f"rlcyclegan {command}", description=description)
         changed = {k for k in saved if k not in resumable and getattr(cfg, k) != getattr(base, k)}
