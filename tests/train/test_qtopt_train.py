@@ -374,3 +374,12 @@ def test_aux_loss_uses_privileged_state_only_from_data_of_the_aux_domains(tmp_pa
                           probe_aux(cfg).privileged_dim)
 
     assert np.isfinite(buf.privileged[:, :2]).all() == used and np.isnan(buf.privileged).all() != used
+
+
+def test_policy_weights_polyak_saves_and_evaluates_the_polyak_average(bandit_data, tmp_path):
+    run = train_qtopt(bandit_config(bandit_data, tmp_path, "polyak", steps=20, online=False, policy_weights="polyak"))
+    ckpt = load_checkpoint(run)
+
+    _assert_state_equal(ckpt["policy"]["qnet"], ckpt["q_polyak"], "policy")
+    assert any(not torch.equal(ckpt["q_online"][k], ckpt["q_polyak"][k]) for k in ckpt["q_online"])
+    _assert_state_equal(Policy.load(run).qnet.state_dict(), ckpt["q_polyak"], "loaded policy")

@@ -151,6 +151,10 @@ class QTOptConfig:
     """TD loss on sigmoid Q: log loss (cross-entropy, QT-Opt) or squared error."""
     polyak: float = 0.995
     """Decay of the Polyak-averaged target network (QT-Opt: 0.9999 over far more steps)."""
+    policy_weights: Literal["online", "polyak"] = "online"
+    """Which weights the saved policy (checkpoint `policy` entry, `rlcyclegan eval`, the in-training evaluation)
+    uses: the online Q-network, or its Polyak average (the target network), which smooths the step-to-step
+    swings of the greedy policy. On-policy collection always acts with the online network."""
     lagged_period: int = 1000
     """Steps between refreshes of the lagged target network."""
     augment_shift: int = 4
@@ -529,7 +533,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         if saved_q != q.cfg.to_dict():
             diff = {k: (saved_q.get(k), v) for k, v in q.cfg.to_dict().items() if saved_q.get(k) != v}
             raise CheckpointError(f"{run}: checkpoint Q-network differs from the config (field: (checkpoint, config)): {diff}")
-        q.load_state_dict(ckpt["policy"]["qnet"])
+        q.load_state_dict(ckpt.get("q_online", ckpt["policy"]["qnet"]))  # older checkpoints: the policy is the online net
         q_polyak.load_state_dict(ckpt["q_polyak"])
         q_lagged.load_state_dict(ckpt["q_lagged"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -557,8 +561,9 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         payload = {
             "kind": "qtopt",
             "config": to_jsonable(cfg),
-            "policy": {"qnet_config": q.cfg.to_dict(), "qnet": q.state_dict(), "action_low": low, "action_high": high,
+            "policy": {"qnet_config": q.cfg.to_dict(), "qnet": policy_net().state_dict(), "action_low": low, "action_high": high,
                        "cem": {"cem_" + k: v for k, v in cem.items()}, "env": {"id": cfg.env, "kwargs": env_kwargs_for(cfg)}},
+            "q_online": q.state_dict(),
             "q_polyak": q_polyak.state_dict(),
             "q_lagged": q_lagged.state_dict(),
             "optimizer": opt.state_dict(),
@@ -575,8 +580,11 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         for old in numbered[: max(0, len(numbered) - cfg.keep_checkpoints)]:
             old.unlink()
 
+    def policy_net() -> GraspQNet:
+        return q_polyak if cfg.policy_weights == "polyak" else q
+
     def run_eval() -> dict:
-        eval_policy.qnet.load_state_dict(q.state_dict())
+        eval_policy.qnet.load_state_dict(policy_net().state_dict())
         eval_policy.generator.manual_seed(cfg.seed + 2)
         res = evaluate(eval_policy, eval_envs, cfg.eval_episodes)
         rec = {"step": step, "wall_minutes": clock() / 60, "episodes": offline_episodes + online_episodes, **res}
