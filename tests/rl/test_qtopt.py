@@ -10,7 +10,7 @@ from torch import nn
 
 from rlcyclegan.nets.qnet import GraspQNet, QNetConfig
 from rlcyclegan.rl.cem import cem_argmax
-from rlcyclegan.rl.qtopt import clipped_double_q, lagged_update, polyak_update, td_loss, td_targets
+from rlcyclegan.rl.qtopt import clipped_double_q, ema_update, lagged_update, polyak_update, td_loss, td_targets
 
 
 def test_td_targets_bootstrap_only_from_non_terminal_next_states():
@@ -141,6 +141,19 @@ def test_polyak_update_copies_buffers():
 
     assert torch.equal(target.running_mean, online.running_mean)
     assert torch.equal(target.running_var, online.running_var)
+
+
+def test_ema_update_averages_batch_norm_statistics_and_copies_the_batch_counter():
+    torch.manual_seed(0)
+    average, online = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    online.train()(torch.randn(8, 2) * 3 + 1)
+    before = {k: v.clone() for k, v in average.state_dict().items()}
+
+    ema_update(average, online, decay=0.9)
+
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        torch.testing.assert_close(average.state_dict()[name], 0.9 * before[name] + 0.1 * online.state_dict()[name])
+    assert torch.equal(average.num_batches_tracked, online.num_batches_tracked)
 
 
 def test_lagged_update_copies_only_on_multiples_of_the_period():

@@ -22,7 +22,7 @@ from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
 from rlcyclegan.rl.evaluate import evaluate_checkpoint
 from rlcyclegan.rl.policy import Policy
 from rlcyclegan.train.common import TrainingDiverged
-from rlcyclegan.train.qtopt import preset_config, train_qtopt
+from rlcyclegan.train.qtopt import preset_config, scheduled_lr, train_qtopt
 
 
 def bandit_config(data: Path, out: Path, name: str, **overrides):
@@ -383,3 +383,42 @@ def test_policy_weights_polyak_saves_and_evaluates_the_polyak_average(bandit_dat
     _assert_state_equal(ckpt["policy"]["qnet"], ckpt["q_polyak"], "policy")
     assert any(not torch.equal(ckpt["q_online"][k], ckpt["q_polyak"][k]) for k in ckpt["q_online"])
     _assert_state_equal(Policy.load(run).qnet.state_dict(), ckpt["q_polyak"], "loaded policy")
+
+
+def test_policy_weights_ema_saves_a_separate_slower_average_as_the_policy(bandit_data, tmp_path):
+    run = train_qtopt(bandit_config(bandit_data, tmp_path, "ema", steps=20, online=False, policy_weights="ema", policy_ema=0.99))
+    ckpt = load_checkpoint(run)
+
+    _assert_state_equal(ckpt["policy"]["qnet"], ckpt["q_ema"], "policy")
+    assert any(not torch.equal(ckpt["q_ema"][k], ckpt["q_polyak"][k]) for k in ckpt["q_ema"] if ckpt["q_ema"][k].is_floating_point())
+    _assert_state_equal(Policy.load(run).qnet.state_dict(), ckpt["q_ema"], "loaded policy")
+
+
+def test_cosine_schedule_decays_from_lr_to_lr_final_fraction():
+    cfg = preset_config("tiny", steps=101, lr=1e-3, lr_schedule="cosine", lr_final=0.1)
+    lrs = [scheduled_lr(cfg, s) for s in range(cfg.steps)]
+
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4) and lrs[50] == pytest.approx(5.5e-4)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_constant_schedule_keeps_lr():
+    cfg = preset_config("tiny", steps=50, lr=1e-3)
+
+    assert {scheduled_lr(cfg, s) for s in range(50)} == {1e-3}
+
+
+def test_resume_from_a_mid_run_checkpoint_with_ema_policy_and_cosine_schedule_matches(bandit_data, tmp_path):
+    settings = dict(steps=20, online=False, policy_weights="ema", policy_ema=0.9, lr_schedule="cosine", qnet_norm="batch",
+                    checkpoint_every=10, keep_checkpoints=5)
+    whole = train_qtopt(bandit_config(bandit_data, tmp_path, "whole", **settings))
+    part = tmp_path / "part"
+    shutil.copytree(whole, part)
+    (part / "checkpoints" / "step_00000020.pt").unlink()
+    shutil.copyfile(part / "checkpoints" / "step_00000010.pt", part / "checkpoints" / "latest.pt")
+
+    assert main(["train", "qtopt", "--resume", str(part)]) == 0
+
+    a, b = load_checkpoint(whole), load_checkpoint(part)
+    for key in ("q_online", "q_ema", "q_polyak", "optimizer"):
+        _assert_state_equal(a[key], b[key], key)

@@ -95,6 +95,17 @@ def polyak_update(target: nn.Module, online: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
+def ema_update(average: nn.Module, online: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * online for every floating-point parameter and buffer
+    (batch-norm running statistics included); integer buffers (batch counters) are copied."""
+    for a, o in zip(average.state_dict().values(), online.state_dict().values()):
+        if a.is_floating_point():
+            a.lerp_(o, 1.0 - decay)
+        else:
+            a.copy_(o)
+
+
+@torch.no_grad()
 def lagged_update(target: nn.Module, online: nn.Module, step: int, period: int) -> bool:
     """Copy ``online`` into ``target`` when ``step`` is a multiple of ``period``; returns whether it did."""
     if period <= 0 or step % period:

@@ -39,7 +39,8 @@ from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.rl.qtopt import AuxSpec, aux_actions, aux_spec, auxiliary_loss, lagged_update, polyak_update, qtopt_targets, td_loss
+from rlcyclegan.rl.qtopt import (AuxSpec, aux_actions, aux_spec, auxiliary_loss, ema_update, lagged_update, polyak_update, qtopt_targets,
+                                 td_loss)
 from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     claim_run,
@@ -137,6 +138,11 @@ class QTOptConfig:
     itself, ~10% of a batch, and judging a grasp from the image is the slowest thing to learn."""
     lr: float = 5e-4
     """Adam learning rate."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Learning-rate schedule over `steps`: constant, or cosine decay from `lr` to `lr * lr_final` at the last step
+    (smaller steps late in the run settle the greedy policy instead of leaving it wherever the last updates threw it)."""
+    lr_final: float = 0.1
+    """Final learning rate of the cosine schedule, as a fraction of `lr`."""
     weight_decay: float = 0.0
     """Adam (L2) weight decay; QT-Opt used 7e-5."""
     grad_clip: float = 10.0
@@ -151,10 +157,14 @@ class QTOptConfig:
     """TD loss on sigmoid Q: log loss (cross-entropy, QT-Opt) or squared error."""
     polyak: float = 0.995
     """Decay of the Polyak-averaged target network (QT-Opt: 0.9999 over far more steps)."""
-    policy_weights: Literal["online", "polyak"] = "online"
+    policy_weights: Literal["online", "polyak", "ema"] = "online"
     """Which weights the saved policy (checkpoint `policy` entry, `rlcyclegan eval`, the in-training evaluation)
-    uses: the online Q-network, or its Polyak average (the target network), which smooths the step-to-step
-    swings of the greedy policy. On-policy collection always acts with the online network."""
+    uses: the online Q-network; its Polyak average (the target network), which smooths the step-to-step
+    swings of the greedy policy; or a separate, slower moving average (`policy_ema`) kept only as the policy.
+    On-policy collection always acts with the online network."""
+    policy_ema: float = 0.999
+    """Decay of the moving average kept as the policy when `policy_weights` is ema. Unlike the target network it
+    also averages the batch-norm running statistics, so they match the averaged weights."""
     lagged_period: int = 1000
     """Steps between refreshes of the lagged target network."""
     augment_shift: int = 4
@@ -280,6 +290,10 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"online_fraction must be in [0, 1] (got {cfg.online_fraction})")
     if not 0 <= cfg.polyak < 1:
         problems.append(f"polyak must be in [0, 1) (got {cfg.polyak})")
+    if not 0 <= cfg.policy_ema < 1:
+        problems.append(f"policy_ema must be in [0, 1) (got {cfg.policy_ema})")
+    if not 0 <= cfg.lr_final <= 1:
+        problems.append(f"lr_final must be in [0, 1] (got {cfg.lr_final})")
     if cfg.aux_weight < 0 or cfg.aux_actions < 0:
         problems.append(f"aux_weight and aux_actions must be >= 0 (got {cfg.aux_weight}, {cfg.aux_actions})")
     if cfg.qnet not in QNET_PRESETS:
@@ -420,6 +434,14 @@ def evaluate(policy: Policy, envs: list, episodes: int, seed: int = EVAL_SEED) -
             "eval_episodes": episodes, "mean_length": float(np.mean([e.length for e in eps]))}
 
 
+def scheduled_lr(cfg: QTOptConfig, step: int) -> float:
+    """Learning rate of gradient step ``step`` (0-based): a function of the step alone, so a resumed run matches."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = min(step / max(cfg.steps - 1, 1), 1.0)
+    return cfg.lr * (cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def online_mix(cfg: QTOptConfig, online_size: int) -> float:
     """Fraction of a batch drawn from the on-policy buffer: ramps up to `online_fraction` at `online_ramp` transitions."""
     if online_size == 0:
@@ -517,10 +539,11 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     q_lagged = make_qnet(cfg, image_shape, state_dim, action_dim, gates, aux_out).to(device)
     if cfg.init_from is not None and resume is None:
         load_initial_weights(q, Path(cfg.init_from))
-    q_polyak.load_state_dict(q.state_dict())
-    q_lagged.load_state_dict(q.state_dict())
-    for t in (q_polyak, q_lagged):
-        t.requires_grad_(False).eval()  # targets use running statistics when the tower has batch norm
+    q_ema = make_qnet(cfg, image_shape, state_dim, action_dim, gates, aux_out).to(device) if cfg.policy_weights == "ema" else None
+    for t in (q_polyak, q_lagged, q_ema):
+        if t is not None:
+            t.load_state_dict(q.state_dict())
+            t.requires_grad_(False).eval()  # targets use running statistics when the tower has batch norm
     opt = torch.optim.Adam(q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cem_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     cem = dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites)
@@ -536,6 +559,10 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
         q.load_state_dict(ckpt.get("q_online", ckpt["policy"]["qnet"]))  # older checkpoints: the policy is the online net
         q_polyak.load_state_dict(ckpt["q_polyak"])
         q_lagged.load_state_dict(ckpt["q_lagged"])
+        if q_ema is not None:
+            if "q_ema" not in ckpt:
+                raise CheckpointError(f"{run}: the checkpoint has no q_ema entry; it was not trained with policy_weights=ema")
+            q_ema.load_state_dict(ckpt["q_ema"])
         opt.load_state_dict(ckpt["optimizer"])
         restore_rng_state(ckpt["rng"], sample_rng, cem_gen)
         step, rounds, online_episodes = ckpt["step"], ckpt["rounds"], ckpt["online_episodes"]
@@ -566,6 +593,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             "q_online": q.state_dict(),
             "q_polyak": q_polyak.state_dict(),
             "q_lagged": q_lagged.state_dict(),
+            **({"q_ema": q_ema.state_dict()} if q_ema is not None else {}),
             "optimizer": opt.state_dict(),
             "rng": rng_state(sample_rng, cem_gen),
             "step": step,
@@ -581,7 +609,9 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             old.unlink()
 
     def policy_net() -> GraspQNet:
-        return q_polyak if cfg.policy_weights == "polyak" else q
+        if cfg.policy_weights == "polyak":
+            return q_polyak
+        return q_ema if q_ema is not None else q
 
     def run_eval() -> dict:
         eval_policy.qnet.load_state_dict(policy_net().state_dict())
@@ -623,6 +653,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 t["image"] = random_shift(t["image"], cfg.augment_shift, cem_gen)
                 t["next_image"] = random_shift(t["next_image"], cfg.augment_shift, cem_gen)
 
+            for group in opt.param_groups:
+                group["lr"] = scheduled_lr(cfg, step)
             loss, logits, target, gnorm, aux_loss = td_update(q, q_polyak, q_lagged, opt, t, (low, high), cfg, cem_gen, device, aux)
             if not math.isfinite(loss) or (aux is not None and not math.isfinite(gnorm)):
                 raise TrainingDiverged(f"non-finite loss (TD {loss}, auxiliary {aux_loss}) at step {step}; "
@@ -630,6 +662,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             step += 1
             polyak_update(q_polyak, q, cfg.polyak)
             lagged_update(q_lagged, q, step, cfg.lagged_period)
+            if q_ema is not None:
+                ema_update(q_ema, q, cfg.policy_ema)
             bar.update(1)
 
             if step % cfg.log_every == 0:
@@ -637,7 +671,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 qv = torch.sigmoid(logits.detach().float())
                 scalars = {"loss/td": loss, "q/mean": qv.mean().item(), "q/max": qv.max().item(), "q/target_mean": target.mean().item(),
                            "q/grad_norm": float(gnorm), "perf/steps_per_second": (step - s_log) / max(now - t_log, 1e-9),
-                           "perf/wall_minutes": clock() / 60, "data/online_fraction": frac}
+                           "perf/wall_minutes": clock() / 60, "data/online_fraction": frac, "opt/lr": opt.param_groups[0]["lr"]}
                 if aux is not None:
                     scalars["loss/aux"] = aux_loss
                 for k, v in scalars.items():
