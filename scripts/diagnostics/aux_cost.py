@@ -10,7 +10,7 @@ import torch
 from dataclasses import replace
 from rlcyclegan.train.qtopt import preset_config, make_qnet, td_update
 from rlcyclegan.rl.qtopt import AuxSpec
-from rlcyclegan.envs.grasp import GraspEnv, PRIVILEGED_DIM
+from rlcyclegan.envs.grasp import PRIVILEGED_DIM, aux_distance_targets
 torch.set_num_threads(1)
 cfg = preset_config("cpu", qnet_coords=True, qnet_norm="batch")
 gates=(4,5); low, high = -np.ones(6, np.float32), np.ones(6, np.float32)
@@ -20,7 +20,7 @@ batch = {"image": torch.randint(0,256,(b,64,64,3),dtype=torch.uint8,generator=g)
          "state": torch.rand(b,5), "next_state": torch.rand(b,5), "action": torch.rand(b,6)*2-1, "reward": (torch.rand(b)<0.3).float(), "done": torch.rand(b)<0.2,
          "privileged": torch.as_tensor(np.concatenate([np.random.uniform(-1,1,(b,12)), np.full((b,10),np.inf)],1).astype(np.float32))}
 for aux_on in (False, True):
-    aux = AuxSpec(PRIVILEGED_DIM, 1, GraspEnv.auxiliary_targets) if aux_on else None
+    aux = AuxSpec(PRIVILEGED_DIM, 1, aux_distance_targets) if aux_on else None
     c = replace(cfg, aux_weight=10.0 if aux_on else 0.0)
     nets = [make_qnet(c, (64,64,3), 5, 6, gates, 1 if aux_on else 0) for _ in range(3)]
     opt = torch.optim.Adam(nets[0].parameters(), lr=5e-4)

@@ -310,12 +310,31 @@ def test_auxiliary_target_is_the_capped_distance_after_the_move_to_the_nearest_o
     actions[0, 2, 0] = 0.5  # half way
     actions[0, 3, :] = [1, 0, 0, 0, 1, -1]  # a close: the gripper does not move
 
-    d = g.GraspEnv.auxiliary_targets(priv, actions)[0, :, 0]
+    d = g.aux_distance_targets(priv, actions)[0, :, 0]
 
     np.testing.assert_allclose(d, [0.5, 0.0, 0.25, 0.5], atol=1e-5)  # MAX_XY_STEP / cap = 0.5
 
 
+def test_aux_distance_caps_give_one_target_per_cap():
+    priv = np.full((1, g.PRIVILEGED_DIM), np.inf, np.float32)
+    priv[0, :2] = [0.0, 0.0]
+    priv[0, 2:4] = [0.02 / g.WORKSPACE_HALF, 0.0]  # one object 2 cm away in +x
+    env = g.GraspEnv(aux_distance_caps=[0.1, 0.025])
+    close = np.array([[[0, 0, 0, 0, 1, -1]]], np.float32)
+
+    d = env.auxiliary_targets(priv, close)
+
+    assert d.shape == (1, 1, 2)
+    np.testing.assert_allclose(d[0, 0], [0.2, 0.8], atol=1e-5)
+    env.close()
+
+
+def test_non_positive_aux_distance_cap_is_rejected_by_name():
+    with pytest.raises(ValueError, match="aux_distance_caps"):
+        g.GraspEnv(aux_distance_caps=[0.1, 0.0])
+
+
 def test_auxiliary_target_of_a_state_without_privileged_data_is_nan():
-    d = g.GraspEnv.auxiliary_targets(np.full((2, g.PRIVILEGED_DIM), np.nan, np.float32), np.zeros((2, 3, 6), np.float32))
+    d = g.aux_distance_targets(np.full((2, g.PRIVILEGED_DIM), np.nan, np.float32), np.zeros((2, 3, 6), np.float32))
 
     assert d.shape == (2, 3, 1) and np.isnan(d).all()

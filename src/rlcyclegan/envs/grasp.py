@@ -84,6 +84,7 @@ class EnvConfig:
     distractors_per_bin: int = 2
     base_jitter: float = 0.0
     state: str = "height"
+    aux_distance_caps: tuple[float, ...] = (AUX_DISTANCE_CAP,)
 
 
 class GraspEnv(gym.Env):
@@ -103,6 +104,9 @@ class GraspEnv(gym.Env):
       ``distractors_per_bin`` objects each; base and camera are displaced by up to ``base_jitter`` m).
     - ``state``: ``"height"`` (``[closed, height]``, as QT-Opt) or ``"pose"`` (adds the gripper's
       x, y and yaw, as a robot reads them from its joints; see the module docstring).
+    - ``aux_distance_caps``: metres; one auxiliary target per cap (:meth:`auxiliary_targets`), default
+      ``(0.10,)``. Adding a small cap such as 0.025 gives a second target that resolves the last
+      centimetres before a grasp.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -116,8 +120,9 @@ class GraspEnv(gym.Env):
         unknown = set(kwargs) - set(EnvConfig.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown GraspEnv argument(s): {sorted(unknown)}")
-        if "real_camera_offset" in kwargs:
-            kwargs["real_camera_offset"] = tuple(float(v) for v in kwargs["real_camera_offset"])
+        for key in ("real_camera_offset", "aux_distance_caps"):
+            if key in kwargs:
+                kwargs[key] = tuple(float(v) for v in np.atleast_1d(kwargs[key]))
         cfg = EnvConfig(**kwargs)
         _validate(cfg)
         if render_mode not in (None, "rgb_array"):
@@ -270,26 +275,10 @@ class GraspEnv(gym.Env):
         out[2 : 2 + 2 * len(pos)] = pos.reshape(-1)
         return out
 
-    @staticmethod
-    def auxiliary_targets(privileged: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Auxiliary targets of ``(state, action)`` pairs from the state's privileged vector: the distance
-        (divided by ``AUX_DISTANCE_CAP`` and capped at 1) from where the action takes the gripper in x/y
-        to the nearest object. A close or terminate action leaves the gripper where it is.
-
-        ``privileged`` (B, PRIVILEGED_DIM), ``actions`` (B, N, 6) -> (B, N, 1) float32; rows whose
-        privileged vector is NaN (no simulator truth, e.g. real data) give NaN.
-        """
-        privileged = np.asarray(privileged, np.float32)
-        actions = np.asarray(actions, np.float32)
-        moves = np.where((actions[..., 4:6] > 0).any(-1, keepdims=True), 0.0, np.clip(actions[..., :2], -1, 1))
-        to = np.clip(privileged[:, None, :2] + moves * (MAX_XY_STEP / WORKSPACE_HALF), -1.0, 1.0)  # (B, N, 2)
-        objects = privileged[:, 2:].reshape(len(privileged), MAX_OBJECTS, 2)  # (B, K, 2)
-        d = np.linalg.norm(to[:, :, None] - objects[:, None], axis=-1) * (WORKSPACE_HALF / AUX_DISTANCE_CAP)  # (B, N, K)
-        has = np.isfinite(privileged[:, :2]).all(-1) & np.isfinite(objects[..., 0]).any(-1)  # (B,)
-        near = np.where(np.isnan(d), np.inf, d).min(-1) if d.size else np.zeros(d.shape[:2], np.float32)
-        out = np.minimum(near, 1.0).astype(np.float32)
-        out[~has] = np.nan
-        return out[..., None]
+    def auxiliary_targets(self, privileged: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Auxiliary targets of ``(state, action)`` pairs from the state's privileged vector:
+        :func:`aux_distance_targets` with this env's ``aux_distance_caps`` (one target per cap)."""
+        return aux_distance_targets(privileged, actions, self.cfg.aux_distance_caps)
 
     branch_actions = (np.array([0.0, 0.0, 0.0, 0.0, 1.0, -1.0], np.float32),)
     """Actions worth trying from every visited state with :meth:`branch` (a grasp: its outcome is the
@@ -542,6 +531,27 @@ class GraspEnv(gym.Env):
         return {"image": image, "state": state}
 
 
+def aux_distance_targets(privileged: np.ndarray, actions: np.ndarray, caps: tuple[float, ...] = (AUX_DISTANCE_CAP,)) -> np.ndarray:
+    """The distance from where each action takes the gripper in x/y to the nearest object, once per cap
+    (metres): divided by the cap and capped at 1. A close or terminate action leaves the gripper where it
+    is. A small cap (a few cm) gives a target that resolves the last centimetres before a grasp.
+
+    ``privileged`` (B, PRIVILEGED_DIM), ``actions`` (B, N, 6) -> (B, N, len(caps)) float32; rows whose
+    privileged vector is NaN (no simulator truth, e.g. real data) give NaN.
+    """
+    privileged = np.asarray(privileged, np.float32)
+    actions = np.asarray(actions, np.float32)
+    moves = np.where((actions[..., 4:6] > 0).any(-1, keepdims=True), 0.0, np.clip(actions[..., :2], -1, 1))
+    to = np.clip(privileged[:, None, :2] + moves * (MAX_XY_STEP / WORKSPACE_HALF), -1.0, 1.0)  # (B, N, 2)
+    objects = privileged[:, 2:].reshape(len(privileged), MAX_OBJECTS, 2)  # (B, K, 2)
+    d = np.linalg.norm(to[:, :, None] - objects[:, None], axis=-1) * WORKSPACE_HALF  # (B, N, K) metres
+    has = np.isfinite(privileged[:, :2]).all(-1) & np.isfinite(objects[..., 0]).any(-1)  # (B,)
+    near = np.where(np.isnan(d), np.inf, d).min(-1) if d.size else np.zeros(d.shape[:2], np.float32)
+    out = np.stack([np.minimum(near / cap, 1.0) for cap in caps], axis=-1).astype(np.float32)
+    out[~has] = np.nan
+    return out
+
+
 def _validate(cfg: EnvConfig) -> None:
     if cfg.domain not in dom.DOMAINS:
         raise ValueError(f"unknown domain {cfg.domain!r}; expected one of {dom.DOMAINS}")
@@ -559,6 +569,8 @@ def _validate(cfg: EnvConfig) -> None:
         raise ValueError(f"base_bin must be 'random' or an int in [0, {cfg.num_bins}), got {cfg.base_bin!r}")
     if cfg.state not in STATE_MODES:
         raise ValueError(f"state must be one of {STATE_MODES}, got {cfg.state!r}")
+    if not cfg.aux_distance_caps or not all(math.isfinite(c) and c > 0 for c in cfg.aux_distance_caps):
+        raise ValueError(f"aux_distance_caps must be one or more positive distances in metres, got {cfg.aux_distance_caps!r}")
     if len(cfg.real_camera_offset) != 4:
         raise ValueError(f"real_camera_offset must be (dx, dy, dz, dfovy), got {cfg.real_camera_offset!r}")
 
