@@ -243,3 +243,11 @@ def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
     (folder / "config.json").write_text(json.dumps(saved))
 
     runner.check_resumable(stage, folder)  # no error
+
+
+def test_cpu_recipe_rl_cyclegan_follows_the_qtopt_recipes_aux_loss_and_policy_weights():
+    runs = {r.method: r for r in plan_experiment("zero-shot", "cpu", 1, Path("x"), only=("rl-cyclegan",)).runs}
+    qtopt_cfg, rl_cfg = runs["sim-only"].stages[0].config, runs["rl-cyclegan"].stages[0].config
+
+    assert rl_cfg.aux_weight == qtopt_cfg.aux_weight > 0
+    assert rl_cfg.policy_weights == qtopt_cfg.policy_weights == "polyak"

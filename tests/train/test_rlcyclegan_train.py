@@ -20,6 +20,7 @@ from rlcyclegan.rl.policy import Policy
 from rlcyclegan.train.common import TrainingDiverged
 from rlcyclegan.train.rlcyclegan import (
     build_nets,
+    config_diff,
     discriminator_step,
     generator_step,
     load_generator,
@@ -383,3 +384,19 @@ def test_aux_loss_trains_the_aux_outputs_of_q_sim_and_q_real_and_not_the_generat
 def test_aux_weight_with_sim_data_without_privileged_state_raises_naming_it(bandit_data, real_data, tmp_path):
     with pytest.raises(ValueError, match="privileged"):
         train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, aux_weight=1.0))
+
+
+def test_policy_weights_polyak_saves_q_reals_polyak_average_as_the_policy(bandit_data, real_data, tmp_path):
+    run = train_rlcyclegan(config(bandit_data, real_data["episodes"], tmp_path, "polyak", steps=4, policy_weights="polyak"))
+    ckpt = load_checkpoint(run)
+
+    _assert_state_equal(ckpt["policy"]["qnet"], ckpt["state"]["q_real_polyak"], "policy")
+    assert any(not torch.equal(v, ckpt["state"]["q_real"][k]) for k, v in ckpt["state"]["q_real_polyak"].items())
+
+
+def test_a_checkpoint_saved_before_a_field_existed_resumes_as_if_it_had_the_default(runs):
+    saved = dict(load_checkpoint(runs["resumed"])["config"])
+    del saved["policy_weights"]
+
+    assert config_diff(saved, replace(runs["cfg"], name="resumed")) == {}
+    assert "policy_weights" in config_diff(saved, replace(runs["cfg"], name="resumed", policy_weights="polyak"))

@@ -311,9 +311,13 @@ def _translated(method: str) -> Callable[[Ctx], list[Stage]]:
 
 
 def _rl_q_aux(ctx: Ctx) -> dict:
-    """RL-CycleGAN's Q-networks learn the QT-Opt recipe's auxiliary loss too (their --init-q run has its outputs)."""
-    weight = ctx.base_qtopt().aux_weight
-    return {"aux_weight": weight} if weight > 0 else {}
+    """RL-CycleGAN's Q-networks follow the QT-Opt recipe: its auxiliary loss (their --init-q run has its
+    outputs) and, when the recipe exports the Polyak-averaged weights, Q_real's Polyak average as the policy."""
+    base = ctx.base_qtopt()
+    out: dict = {"aux_weight": base.aux_weight} if base.aux_weight > 0 else {}
+    if base.policy_weights == "polyak":
+        out["policy_weights"] = "polyak"
+    return out
 
 
 def _rl_cyclegan(ctx: Ctx) -> list[Stage]:

@@ -156,6 +156,10 @@ class RLCycleGANConfig:
     V_real(G(x')) equal it), "own" from Q_real's targets at G(x') (one more generator pass and CEM per step).
     Real transitions always bootstrap from Q_real's own targets at y'. "sim" keeps the RL-CycleGAN step
     within 1.3x a CycleGAN step on a CPU (`rlcyclegan bench train`)."""
+    policy_weights: Literal["online", "polyak"] = "online"
+    """Which Q_real weights the saved policy (checkpoint `policy` entry, `rlcyclegan eval`, the in-training
+    evaluation) uses: the online network, or its Polyak average (Q_real's target network), as QT-Opt's
+    `--policy-weights polyak`, which the cpu experiment recipe uses for both."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -810,8 +814,11 @@ def policy_entry(q: GraspQNet, bounds: tuple, cfg: RLCycleGANConfig, image_size:
 
 
 def config_diff(saved: dict, cfg: RLCycleGANConfig) -> dict:
-    """Fields (outside RESUMABLE_CHANGES) whose values differ: name -> (checkpoint, config)."""
+    """Fields (outside RESUMABLE_CHANGES) whose values differ: name -> (checkpoint, config). A field the saved
+    config lacks (added to the config after that run started) counts as having its default."""
     now = to_jsonable(cfg)
+    defaults = to_jsonable(RLCycleGANConfig())
+    saved = {**{k: defaults[k] for k in now if k not in saved and k in defaults}, **saved}
     return {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
 
 
@@ -886,6 +893,9 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         print(f"resumed {run} at step {step}")
     writer = SummaryWriter(str(run / "tb"), purge_step=step if ckpt else None)
 
+    def real_policy_net() -> GraspQNet:
+        return nets.q_real_polyak if cfg.policy_weights == "polyak" else nets.q_real  # type: ignore[return-value]
+
     def checkpoint() -> None:
         payload = {
             "kind": "rlcyclegan",
@@ -899,7 +909,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
             "elapsed": clock(),
         }
         if rl:
-            payload["policy"] = policy_entry(nets.q_real, bounds, cfg, image_shape[0])  # type: ignore[arg-type]
+            payload["policy"] = policy_entry(real_policy_net(), bounds, cfg, image_shape[0])
             payload["policy_sim"] = policy_entry(nets.q_sim, bounds, cfg, image_shape[0])  # type: ignore[arg-type]
         path = save_checkpoint(run / "checkpoints" / f"step_{step:08d}.pt", payload)
         shutil.copyfile(path, run / "checkpoints" / "latest.pt.tmp")
@@ -911,7 +921,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         writer.add_figure("visuals", fig, step)  # closes the figure
 
     def run_eval() -> dict:
-        eval_policy.qnet.load_state_dict(nets.q_real.state_dict())  # type: ignore[union-attr]
+        eval_policy.qnet.load_state_dict(real_policy_net().state_dict())  # type: ignore[union-attr]
         eval_policy.generator.manual_seed(cfg.seed + 2)  # type: ignore[union-attr]
         res = evaluate(eval_policy, eval_envs, cfg.eval_episodes)  # type: ignore[arg-type]
         rec = {"step": step, "wall_minutes": clock() / 60, "domain": cfg.eval_domain, "objects": cfg.eval_objects, **res}
