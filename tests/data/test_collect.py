@@ -303,6 +303,9 @@ def test_ctrl_c_with_workers_stops_them_and_leaves_only_complete_shards(tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from rlcyclegan.cli import main; sys.exit(main(sys.argv[1:]))", *args],
         start_new_session=True,  # its own process group, so the signal reaches it and its workers like a Ctrl-C
+        # as from a terminal: a test suite launched in the background (`cmd &`) inherits SIGINT ignored, and
+        # Python then never installs its KeyboardInterrupt handler, so the collection would run to the end
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stderr=subprocess.PIPE,
         text=True,
     )
