@@ -145,7 +145,7 @@ def test_q_step_updates_only_the_q_networks_and_its_gradient_reaches_no_generato
 
 
 def test_q_step_reuses_the_generator_steps_q_forward_on_the_same_images():
-    cfg, nets = nets_for()
+    cfg, nets = nets_for(amp="off")  # fp32: the two forwards must agree to 1e-5 (bf16 would differ by its rounding)
     batch = synthetic_batch()
     q_before = [snapshot(nets.q_sim), snapshot(nets.q_real)]
     _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
@@ -193,7 +193,7 @@ def test_translated_sim_transitions_bootstrap_from_q_sim_targets_by_default(monk
 
 
 def test_q_real_can_bootstrap_from_its_own_targets_at_translated_next_images(monkeypatch):
-    cfg, nets = nets_for(q_real_bootstrap="own")
+    cfg, nets = nets_for(q_real_bootstrap="own", amp="off")  # fp32: compared with a fresh fp32 translation
     batch = synthetic_batch(real_transitions=False)
     _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
     calls = record_td_targets(monkeypatch)
