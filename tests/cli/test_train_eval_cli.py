@@ -61,6 +61,26 @@ def test_eval_prints_json_with_success_and_its_interval(tiny_run, capsys):
     assert result["checkpoint"] == str(tiny_run / "checkpoints" / "latest.pt")
 
 
+def test_eval_reports_the_checkpoints_cem_settings_and_takes_overrides(tiny_run, capsys):
+    args = ["eval", "--checkpoint", str(tiny_run), "--episodes", "3", "--envs", "3", "--json", "--no-progress"]
+    capsys.readouterr()
+
+    assert main(args) == 0
+    trained = json.loads(capsys.readouterr().out)["cem"]
+    assert main(args + ["--cem-iterations", "3", "--cem-samples", "128"]) == 0
+    override = json.loads(capsys.readouterr().out)["cem"]
+
+    assert set(trained) == {"iterations", "samples", "elites"}
+    assert override == {**trained, "iterations": 3, "samples": 128}
+
+
+def test_eval_with_more_cem_elites_than_samples_fails_naming_cem(tiny_run, capsys):
+    code = main(["eval", "--checkpoint", str(tiny_run), "--episodes", "2", "--no-progress", "--cem-samples", "4", "--cem-elites", "6"])
+
+    assert code == 1
+    assert "cem" in capsys.readouterr().err
+
+
 def test_eval_on_corrupt_checkpoint_fails_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "latest.pt"
     bad.write_bytes(b"not a checkpoint at all" * 10)

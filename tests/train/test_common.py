@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rlcyclegan.train.common import parse_action_gates
+import torch
+
+import rlcyclegan.train.common as common
+from rlcyclegan.train.common import autocast, parse_action_gates, use_bf16
 
 
 def test_auto_action_gates_are_what_the_grasp_env_declares():
@@ -76,3 +79,30 @@ def test_claiming_a_run_this_process_holds_again_is_allowed_and_release_frees_it
     release_run(tmp_path)
     free = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
     assert "RunInUse" in held.stderr and free.returncode == 0
+
+
+def test_amp_off_keeps_fp32_on_every_device():
+    assert not use_bf16(torch.device("cpu"), "off")
+    assert not use_bf16(torch.device("cuda"), "off")
+
+
+def test_amp_auto_is_bf16_on_cuda_and_on_a_cpu_only_with_amx(monkeypatch):
+    assert use_bf16(torch.device("cuda"), "auto")
+    monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: False)
+    assert not use_bf16(torch.device("cpu"), "auto")
+    monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: True)
+    assert use_bf16(torch.device("cpu"), "auto")
+
+
+def test_amp_bf16_autocasts_a_cpu_conv_to_bf16():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with autocast(torch.device("cpu"), "bf16"):
+        y = conv(torch.rand(1, 3, 8, 8))
+    with autocast(torch.device("cpu"), "off"):
+        z = conv(torch.rand(1, 3, 8, 8))
+    assert y.dtype == torch.bfloat16 and z.dtype == torch.float32
+
+
+def test_unknown_amp_raises_naming_it():
+    with pytest.raises(ValueError, match="amp must be one of"):
+        use_bf16(torch.device("cpu"), "fp16")

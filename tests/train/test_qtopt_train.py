@@ -292,7 +292,7 @@ def test_unknown_preset_raises():
         preset_config("huge")
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl")])
+@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16")])
 def test_invalid_config_is_rejected_before_training(field, value, tmp_path):
     cfg = replace(preset_config("tiny", out=tmp_path, name="r"), **{field: value})
 
@@ -422,3 +422,26 @@ def test_resume_from_a_mid_run_checkpoint_with_ema_policy_and_cosine_schedule_ma
     a, b = load_checkpoint(whole), load_checkpoint(part)
     for key in ("q_online", "q_ema", "q_polyak", "optimizer"):
         _assert_state_equal(a[key], b[key], key)
+
+
+def test_resume_with_bf16_autocast_matches_the_uninterrupted_run(bandit_data, tmp_path):
+    settings = dict(steps=20, online=False, amp="bf16", checkpoint_every=10, keep_checkpoints=5)
+    whole = train_qtopt(bandit_config(bandit_data, tmp_path, "whole", **settings))
+    part = tmp_path / "part"
+    shutil.copytree(whole, part)
+    (part / "checkpoints" / "step_00000020.pt").unlink()
+    shutil.copyfile(part / "checkpoints" / "step_00000010.pt", part / "checkpoints" / "latest.pt")
+
+    assert main(["train", "qtopt", "--resume", str(part)]) == 0
+
+    a, b = load_checkpoint(whole), load_checkpoint(part)
+    for key in ("q_online", "q_polyak", "optimizer"):
+        _assert_state_equal(a[key], b[key], key)
+
+
+def test_bf16_and_fp32_training_steps_give_close_but_different_weights(bandit_data, tmp_path):
+    runs = {amp: load_checkpoint(train_qtopt(bandit_config(bandit_data, tmp_path, amp, steps=5, online=False, amp=amp)))
+            for amp in ("bf16", "off")}
+    a, b = runs["bf16"]["q_online"], runs["off"]["q_online"]
+    diffs = [float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].is_floating_point()]
+    assert 0 < max(diffs) < 0.05

@@ -20,10 +20,11 @@ def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def bench_policy(qnet: str = "default", image_size: int = 64, repeats: int = 50, train_steps: int = 30, batch_size: int = 64,
-                 device: str = "cpu", threads: int = 0) -> dict:
+                 device: str = "cpu", threads: int = 0, amp: str = "auto") -> dict:
     """CEM latency at batch 1 and 64 (2 iterations x 64 samples, 6 elites) and TD steps/s at the cpu preset."""
     from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
     from rlcyclegan.rl.policy import Policy
+    from rlcyclegan.train.common import use_bf16
     from rlcyclegan.train.qtopt import preset_config, td_update
 
     if threads > 0:
@@ -44,7 +45,7 @@ def bench_policy(qnet: str = "default", image_size: int = 64, repeats: int = 50,
     result["act_batch1_goal_ms"] = 5.0
     result["act_batch1_meets_goal"] = result["act_batch1_ms"] <= 5.0
 
-    cfg = preset_config("cpu", qnet=qnet, image_size=image_size, batch_size=batch_size)
+    cfg = preset_config("cpu", qnet=qnet, image_size=image_size, batch_size=batch_size, amp=amp)
     nets = [GraspQNet(qcfg).to(dev) for _ in range(3)]
     opt = torch.optim.Adam(nets[0].parameters(), lr=cfg.lr)
     gen = torch.Generator(dev).manual_seed(0)
@@ -59,6 +60,6 @@ def bench_policy(qnet: str = "default", image_size: int = 64, repeats: int = 50,
     }
     step = lambda: td_update(nets[0], nets[1], nets[2], opt, batch, (low, high), cfg, gen, dev)  # noqa: E731
     ms = _median_ms(step, train_steps)
-    result.update(train_batch_size=batch_size, train_step_ms=ms, train_steps_per_second=1000 / ms,
+    result.update(train_amp=amp, train_bf16=use_bf16(dev, amp), train_batch_size=batch_size, train_step_ms=ms, train_steps_per_second=1000 / ms,
                   train_transitions_per_second=1000 * batch_size / ms)
     return result

@@ -58,13 +58,13 @@ def machine_info(device: torch.device) -> dict:
 
 def bench_train(image_size: int = 64, batch_size: int = 0, steps: int = 5, warmup: int = 2, preset: str = "cpu",
                 device: str = "cpu", threads: int = 0, state_dim: int = 2, action_dim: int = 6,
-                real_transitions: bool = True, seed: int = 0) -> dict:
+                real_transitions: bool = True, seed: int = 0, amp: str = "auto") -> dict:
     """Steps/s and images/s of a CycleGAN and an RL-CycleGAN training step, and their step-time ratio.
 
     ``batch_size`` 0 takes the preset's. Step times are medians over ``steps`` timed steps after ``warmup``
     untimed ones. images/s counts sim images (each step also takes as many real ones).
     """
-    from rlcyclegan.train.common import pick_device
+    from rlcyclegan.train.common import pick_device, use_bf16
     from rlcyclegan.train.rlcyclegan import build_nets, preset_config, train_step
 
     if steps < 1 or warmup < 0:
@@ -79,7 +79,7 @@ def bench_train(image_size: int = 64, batch_size: int = 0, steps: int = 5, warmu
     batches = [synthetic_batch(bs, image_size, state_dim, action_dim, real_transitions, rng, dev) for _ in range(2)]
     runs = {}
     for method in METHODS:
-        cfg = replace(base, method=method, batch_size=bs, seed=seed, device=str(dev))
+        cfg = replace(base, method=method, batch_size=bs, seed=seed, device=str(dev), amp=amp)
         nets = build_nets(cfg, image_size, state_dim, action_dim, dev, bounds if method == "rlcyclegan" else None)
         runs[method] = {"cfg": cfg, "nets": nets, "gen": torch.Generator(dev).manual_seed(seed + 1), "step": cfg.rl_scene_warmup,
                         "times": []}
@@ -102,7 +102,7 @@ def bench_train(image_size: int = 64, batch_size: int = 0, steps: int = 5, warmu
             runs[method]["times"].append(one_step(runs[method], i))
 
     result: dict = {"preset": preset, "image_size": image_size, "batch_size": bs, "steps": steps, "warmup": warmup,
-                    "real_transitions": real_transitions, "generator": base.generator, "discriminator": base.discriminator,
+                    "real_transitions": real_transitions, "amp": amp, "bf16": use_bf16(dev, amp), "generator": base.generator, "discriminator": base.discriminator,
                     "qnet": base.qnet, "machine": machine_info(dev), "methods": {}}
     for method, r in runs.items():
         n = r["nets"]

@@ -66,6 +66,8 @@ class PolicyBench:
     """Device to measure on."""
     threads: int = 0
     """torch threads (0 = torch's default)."""
+    amp: str = "auto"
+    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX), bf16 or off."""
     json: bool = False
     """Print JSON only."""
 
@@ -74,10 +76,10 @@ def policy(argv: list[str]) -> int:
     cfg = tyro.cli(PolicyBench, args=argv, prog="rlcyclegan bench policy")
     from rlcyclegan.benchmarks.policy import bench_policy
 
-    r = bench_policy(cfg.qnet, cfg.image_size, cfg.repeats, cfg.train_steps, cfg.batch_size, cfg.device, cfg.threads)
+    r = bench_policy(cfg.qnet, cfg.image_size, cfg.repeats, cfg.train_steps, cfg.batch_size, cfg.device, cfg.threads, cfg.amp)
     if not cfg.json:
         print(f"# CEM action: {r['act_batch1_ms']:.2f} ms at batch 1 (goal 5 ms), {r['act_batch64_ms']:.1f} ms at batch 64; "
-              f"training {r['train_steps_per_second']:.1f} steps/s at batch {r['train_batch_size']}")
+              f"training {r['train_steps_per_second']:.1f} steps/s at batch {r['train_batch_size']} ({'bf16' if r['train_bf16'] else 'fp32'})")
     print(json.dumps(r, indent=2))
     return 0
 
@@ -102,6 +104,8 @@ class TrainBench:
     """Device to measure on (cpu, cuda, auto)."""
     threads: int = 0
     """torch threads (0 = torch's default)."""
+    amp: str = "auto"
+    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX), bf16 or off."""
     json: bool = False
     """Print JSON only."""
 
@@ -112,7 +116,7 @@ def train(argv: list[str]) -> int:
 
     try:
         r = bench_train(cfg.image_size, cfg.batch_size, cfg.steps, cfg.warmup, cfg.preset, cfg.device, cfg.threads,
-                        real_transitions=cfg.real_transitions)
+                        real_transitions=cfg.real_transitions, amp=cfg.amp)
     except ValueError as e:
         import sys
 

@@ -31,6 +31,12 @@ class EvalConfig:
     """Extra env arguments as JSON, merged over the trained env's (e.g. '{"real_style": 3}')."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    cem_iterations: int = 0
+    """CEM iterations of the greedy policy (0: the checkpoint's, i.e. training's)."""
+    cem_samples: int = 0
+    """CEM samples per iteration (0: the checkpoint's)."""
+    cem_elites: int = 0
+    """CEM elites per iteration (0: the checkpoint's)."""
     json: bool = False
     """Print the result as JSON."""
     progress: bool = True
@@ -48,6 +54,7 @@ def main(argv: list[str]) -> int:
         result = evaluate_checkpoint(
             cfg.checkpoint, env_id=cfg.env or None, domain=cfg.domain, objects=cfg.objects, episodes=cfg.episodes,
             seed=cfg.seed, envs=cfg.envs, env_kwargs=json.loads(cfg.env_kwargs or "{}"), device=cfg.device, progress=cfg.progress,
+            cem=dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites),
         )
     except (CheckpointError, ValueError) as e:
         print(f"rlcyclegan eval: {e}", file=sys.stderr)

@@ -25,8 +25,13 @@ def evaluate_checkpoint(
     env_kwargs: dict[str, Any] | None = None,
     device: str = "auto",
     progress: bool = False,
+    cem: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``)."""
+    """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``).
+
+    ``cem`` overrides the policy's CEM settings (``iterations``, ``samples``, ``elites``; 0 or missing keeps
+    the checkpoint's).
+    """
     import gymnasium as gym
     import torch
     from tqdm.auto import tqdm
@@ -39,6 +44,13 @@ def evaluate_checkpoint(
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     ckpt = load_checkpoint(path, map_location=dev)
     policy = Policy.load(path, device=dev, seed=0)
+    unknown = set(cem or {}) - set(policy.cem)
+    if unknown:
+        raise ValueError(f"cem: unknown setting(s) {sorted(unknown)}; expected {sorted(policy.cem)}")
+    policy.cem.update({k: int(v) for k, v in (cem or {}).items() if v})
+    c = policy.cem
+    if c["iterations"] < 1 or not 1 <= c["elites"] <= c["samples"]:
+        raise ValueError(f"cem: need iterations >= 1 and 1 <= elites <= samples, got {c}")
     trained = ckpt["policy"].get("env", {})
     env_id = env_id or trained.get("id")
     if not env_id:
@@ -82,5 +94,6 @@ def evaluate_checkpoint(
         "mean_length": float(np.mean([e.length for e in results])),
         "step": ckpt.get("step"),
         "seed": seed,
+        "cem": dict(policy.cem),
         "seconds": time.monotonic() - t0,
     }
