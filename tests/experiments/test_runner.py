@@ -122,6 +122,56 @@ def test_rerun_skips_finished_runs_without_training(tiny_experiment, monkeypatch
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
+def committed_copy(folder: Path, dest: Path) -> Path:
+    """What a fresh clone holds of ``folder`` once it is committed: the files its .gitignore does not leave out."""
+    import subprocess
+
+    repo = dest.parent / (dest.name + "-repo")
+    shutil.copytree(folder, repo / "exp", ignore=shutil.ignore_patterns(".built"))
+    git = lambda *a, cwd=repo: subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "experiment")
+    git("clone", "-q", str(repo), str(dest.parent / (dest.name + "-clone")), cwd=dest.parent)
+    shutil.move(str(dest.parent / (dest.name + "-clone") / "exp"), dest)
+    return dest
+
+
+def test_a_committed_experiment_keeps_no_data_or_checkpoints_but_a_final_export_per_stage(tiny_experiment, tmp_path):
+    out = committed_copy(tiny_experiment("zero-shot"), tmp_path / "zs")
+
+    assert not (out / "data").exists() and not list(out.rglob("checkpoints")) and not list(out.rglob("tb"))
+    for done in (out / "runs").glob("*/*/done.json"):
+        assert load_checkpoint(done.parent / "final.pt")["kind"] in ("qtopt", "rlcyclegan")
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < sum(
+        p.stat().st_size for p in tiny_experiment("zero-shot").rglob("*") if p.is_file()) / 2
+
+
+def test_rerun_of_a_committed_experiment_skips_its_finished_runs(tiny_experiment, tmp_path, monkeypatch):
+    out = committed_copy(tiny_experiment("zero-shot"), tmp_path / "zs")
+    before = (out / "results.jsonl").read_bytes()
+
+    def refuse(cfg, resume=None):
+        raise AssertionError(f"trained {cfg.name} again")
+
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", refuse)
+    monkeypatch.setitem(runner.TRAINERS, "rlcyclegan", refuse)
+    summary = run_experiment("zero-shot", "tiny", 1, out, device="cpu", progress=False)
+
+    assert len(summary["skipped"]) == 6 and summary["failed"] == []
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_a_run_that_starts_from_a_committed_finished_stage_trains_from_its_final_export(tiny_experiment, tmp_path):
+    out = committed_copy(tiny_experiment("zero-shot"), tmp_path / "zs")
+    shutil.rmtree(out / "runs" / "rl-cyclegan-s0")
+
+    summary = run_experiment("zero-shot", "tiny", 1, out, only=("rl-cyclegan",), device="cpu", threads=1, progress=False)
+
+    assert summary["trained"] == ["rl-cyclegan-s0"] and summary["skipped"] == ["sim-only-s0"]
+    assert (out / "runs" / "rl-cyclegan-s0" / "result.json").exists()
+
+
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_path, monkeypatch):
     out = tmp_path / "zs"
     shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected

@@ -9,8 +9,12 @@
    shared by methods and seeds); subsets are hard links of the pool's shards.
 3. Runs, in order, each in OUT/runs/<method>-s<seed>[-<budget>]/: a stage is trained (or resumed
    from its last checkpoint, when one exists) into RUN/<stage>/ and marked finished by
-   RUN/<stage>/done.json; the policy is then evaluated (greedy CEM, real domain, unseen objects) and
-   RUN/result.json written. A run with result.json is finished and skipped on a rerun.
+   RUN/<stage>/done.json plus RUN/<stage>/final.pt (the policy and generators alone, a few MB); the
+   policy is then evaluated (greedy CEM, real domain, unseen objects) and RUN/result.json written.
+   A run with result.json is finished and skipped on a rerun.
+   OUT/.gitignore leaves out the data, checkpoints and TensorBoard logs: committing OUT keeps exactly
+   what a rerun on a fresh clone needs to skip the finished runs and to start the runs that depend
+   on them (the data is collected again, with the same seeds).
 4. OUT/results.jsonl is rebuilt from every RUN/result.json after each run (one record per run and
    evaluation, in a fixed order), and OUT/experiment.json records the commands and recipe.
 """
@@ -35,7 +39,7 @@ from rlcyclegan.data.dataset import EpisodeDataset
 from rlcyclegan.data.store import list_shards, read_shard, write_shard
 from rlcyclegan.experiments import specs
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, DataSpec, Stage
-from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
+from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.train.common import TrainingDiverged, to_jsonable, write_json_atomic
 from rlcyclegan.train.qtopt import train_qtopt
 from rlcyclegan.train.rlcyclegan import train_rlcyclegan
@@ -296,6 +300,30 @@ def check_resumable(stage: Stage, folder: Path) -> None:
                               f"delete {folder.parent} to train it again with the current recipe")
 
 
+FINAL_NAME = "final.pt"
+FINAL_KEYS = ("kind", "step", "elapsed", "online_episodes", "policy", "generator", "generator_real2sim")
+"""What a finished stage's final.pt keeps of its last checkpoint: everything evaluation, later stages
+(init_q, init_from, translate_with) and the report read; not the optimizer, targets, pools or RNGs."""
+GITIGNORE = """# Written by `rlcyclegan experiment`. What git keeps of this folder (configs, metrics, done.json,
+# final.pt, result.json, results.jsonl) lets a rerun on a fresh clone skip the finished runs; the rest is
+# collected again (same seeds) or only needed to resume an interrupted stage on the same machine.
+data/
+checkpoints/
+tb/
+offline/
+offline-random/
+visuals/
+*.tmp
+*.lock
+"""
+
+
+def export_final(folder: Path) -> Path:
+    """Write ``folder/final.pt`` from the stage's last checkpoint (see FINAL_KEYS); returns its path."""
+    ckpt = load_checkpoint(folder / "checkpoints" / "latest.pt")
+    return save_checkpoint(folder / FINAL_NAME, {k: ckpt[k] for k in FINAL_KEYS if k in ckpt})
+
+
 def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     """Train, resume or skip one stage; returns what happened (trained, resumed, skipped)."""
     done = folder / "done.json"
@@ -303,6 +331,11 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     if done.exists():
         if json.loads(done.read_text())["config_hash"] != h:
             raise ExperimentError(f"{folder}: finished with another config than the current recipe; delete {folder.parent} to retrain")
+        if not (folder / FINAL_NAME).exists():
+            if not (folder / "checkpoints" / "latest.pt").exists():
+                raise ExperimentError(f"{folder}: finished (done.json) but holds neither {FINAL_NAME} nor checkpoints/latest.pt; "
+                                      f"delete {folder.parent} to retrain")
+            export_final(folder)  # a stage finished before final.pt existed
         return "skipped"
     train = TRAINERS[stage.kind]
     if (folder / "checkpoints" / "latest.pt").exists():
@@ -315,6 +348,7 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
         train(stage.config)
         action = "trained"
     ckpt = load_checkpoint(folder)
+    export_final(folder)
     write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
                              "online_episodes": int(ckpt.get("online_episodes", 0))})
     return action
@@ -391,6 +425,8 @@ def write_experiment_json(plan: Plan) -> None:
     if plan.command not in commands:
         commands.append(plan.command)
     plan.out.mkdir(parents=True, exist_ok=True)
+    if not (plan.out / ".gitignore").exists():
+        (plan.out / ".gitignore").write_text(GITIGNORE)
     write_json_atomic(path, {"experiment": plan.name, "preset": plan.preset, "title": EXPERIMENTS[plan.name].title,
                              "env": EXPERIMENTS[plan.name].env, "commands": commands, "recipe": to_jsonable(RECIPES[plan.preset])})
 

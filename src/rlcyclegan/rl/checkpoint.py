@@ -45,13 +45,14 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None, map_l
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """A file as is; a run folder -> its ``checkpoints/latest.pt``; a checkpoints folder -> ``latest.pt``."""
+    """A file as is; a run folder -> its ``checkpoints/latest.pt`` (else its ``final.pt``, the slim export an
+    experiment keeps of a finished stage); a checkpoints folder -> ``latest.pt``."""
     path = Path(path)
     if path.is_dir():
-        for cand in (path / "checkpoints" / "latest.pt", path / "latest.pt"):
+        for cand in (path / "checkpoints" / "latest.pt", path / "latest.pt", path / "final.pt"):
             if cand.is_file():
                 return cand
-        raise CheckpointError(f"{path}: a folder without checkpoints/latest.pt")
+        raise CheckpointError(f"{path}: a folder without checkpoints/latest.pt (or final.pt)")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     return path
