@@ -307,6 +307,7 @@ FINAL_KEYS = ("kind", "step", "elapsed", "online_episodes", "policy", "generator
 GITIGNORE = """# Written by `rlcyclegan experiment`. What git keeps of this folder (configs, metrics, done.json,
 # final.pt, result.json, results.jsonl) lets a rerun on a fresh clone skip the finished runs; the rest is
 # collected again (same seeds) or only needed to resume an interrupted stage on the same machine.
+!runs/
 data/
 checkpoints/
 tb/
