@@ -41,6 +41,7 @@ def test_experiment_writes_one_record_per_run_and_evaluation(tiny_experiment, na
         assert 0.0 <= r["success_low"] <= r["success"] <= r["success_high"] <= 1.0
         assert r["eval_episodes"] == RECIPES["tiny"].eval_episodes and r["success"] == r["successes"] / r["eval_episodes"]
         assert r["eval_domain"] == "real" and r["eval_objects"] == "test"
+        assert r["eval_cem"] == dict(zip(("iterations", "samples", "elites"), RECIPES["tiny"].eval_cem))
         assert len(r["config_hash"]) == 16 and r["wall_seconds"] >= r["train_seconds"] > 0
         assert (out / r["policy"] / "checkpoints" / "latest.pt").is_file()
         assert r["config_hash"] == config_hash(next(run for run in plan.runs if run.run_id == Path(r["run"]).name).stages, out)

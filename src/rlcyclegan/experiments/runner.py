@@ -370,14 +370,16 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     recipe = RECIPES[plan.preset]
     records = []
     for ev in specs.evaluations(plan.name):
+        cem = dict(zip(("iterations", "samples", "elites"), recipe.eval_cem)) if recipe.eval_cem else None
         res = evaluate_checkpoint(policy, env_id=ev.env, domain=ev.domain, objects=ev.objects, episodes=plan.episodes,
-                                  envs=min(recipe.eval_envs, plan.episodes), env_kwargs=kwargs, device=device, progress=progress)
+                                  envs=min(recipe.eval_envs, plan.episodes), env_kwargs=kwargs, device=device, progress=progress,
+                                  cem=cem)
         records.append({
             "experiment": plan.name, "method": run.method, "label": run.spec.label, "seed": run.seed, "budget": run.budget,
             "budget_kind": run.spec.budget or None, "preset": plan.preset, "config_hash": config_hash(run.stages, plan.out),
             "eval": ev.name, "eval_env": ev.env, "eval_domain": ev.domain, "eval_objects": ev.objects,
             "success": res["success"], "success_low": res["success_low"], "success_high": res["success_high"],
-            "successes": res["successes"], "eval_episodes": res["episodes"], "eval_seed": res["seed"],
+            "successes": res["successes"], "eval_episodes": res["episodes"], "eval_seed": res["seed"], "eval_cem": res["cem"],
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(res["seconds"], 1),
             "wall_seconds": round(train_seconds + res["seconds"], 1),
             "budget_share": (round(run.budget / sum(ctx.pool_sizes()), 6) if run.spec.budget == "real" and run.budget else None),
