@@ -313,6 +313,7 @@ checkpoints/
 tb/
 offline/
 offline-random/
+online/
 visuals/
 *.tmp
 *.lock
