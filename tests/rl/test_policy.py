@@ -170,3 +170,14 @@ def test_missing_checkpoint_file_raises(tmp_path):
 def test_folder_without_checkpoint_raises(tmp_path):
     with pytest.raises(CheckpointError, match="latest.pt"):
         Policy.load(tmp_path)
+
+
+def test_policy_load_takes_a_cem_override_and_keeps_the_rest(saved):
+    policy = Policy.load(saved, cem={"iterations": 3, "samples": 32})
+
+    assert policy.cem == {"iterations": 3, "samples": 32, "elites": Policy.load(saved).cem["elites"]}
+
+
+def test_policy_load_rejects_an_unknown_cem_setting_naming_it(saved):
+    with pytest.raises(ValueError, match="cem: unknown setting"):
+        Policy.load(saved, cem={"population": 10})

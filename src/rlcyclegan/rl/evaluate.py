@@ -43,14 +43,7 @@ def evaluate_checkpoint(
     path = resolve_checkpoint(checkpoint)
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     ckpt = load_checkpoint(path, map_location=dev)
-    policy = Policy.load(path, device=dev, seed=0)
-    unknown = set(cem or {}) - set(policy.cem)
-    if unknown:
-        raise ValueError(f"cem: unknown setting(s) {sorted(unknown)}; expected {sorted(policy.cem)}")
-    policy.cem.update({k: int(v) for k, v in (cem or {}).items() if v})
-    c = policy.cem
-    if c["iterations"] < 1 or not 1 <= c["elites"] <= c["samples"]:
-        raise ValueError(f"cem: need iterations >= 1 and 1 <= elites <= samples, got {c}")
+    policy = Policy.load(path, device=dev, seed=0, cem=cem)
     trained = ckpt["policy"].get("env", {})
     env_id = env_id or trained.get("id")
     if not env_id:

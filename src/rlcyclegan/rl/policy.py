@@ -65,8 +65,14 @@ class Policy:
         self.rng = np.random.default_rng(seed)
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu", seed: int = 0) -> "Policy":
-        """The policy of a QT-Opt (or RL-CycleGAN Q_real) checkpoint file or run folder."""
+    def load(cls, checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu", seed: int = 0,
+             cem: dict[str, int] | None = None) -> "Policy":
+        """The policy of a QT-Opt (or RL-CycleGAN Q_real) checkpoint file or run folder.
+
+        It acts with the checkpoint's CEM (training's) unless ``cem`` overrides some of ``iterations``,
+        ``samples`` and ``elites`` (0 keeps the checkpoint's): e.g. ``{"iterations": 3, "samples": 256,
+        "elites": 12}``, the cpu recipe's acting CEM.
+        """
         ckpt = load_checkpoint(checkpoint, map_location=device)
         if "policy" not in ckpt:
             raise CheckpointError(f"{checkpoint}: checkpoint of kind {ckpt.get('kind')!r} holds no policy")
@@ -76,7 +82,15 @@ class Policy:
             qnet.load_state_dict(p["qnet"])
         except (TypeError, KeyError, RuntimeError) as e:
             raise CheckpointError(f"{checkpoint}: policy weights do not match their config ({e})") from e
-        return cls(qnet, p["action_low"], p["action_high"], device=device, seed=seed, **p.get("cem", {}))
+        policy = cls(qnet, p["action_low"], p["action_high"], device=device, seed=seed, **p.get("cem", {}))
+        unknown = set(cem or {}) - set(policy.cem)
+        if unknown:
+            raise ValueError(f"cem: unknown setting(s) {sorted(unknown)}; expected {sorted(policy.cem)}")
+        policy.cem.update({k: int(v) for k, v in (cem or {}).items() if v})
+        c = policy.cem
+        if c["iterations"] < 1 or not 1 <= c["elites"] <= c["samples"]:
+            raise ValueError(f"cem: need iterations >= 1 and 1 <= elites <= samples, got {c}")
+        return policy
 
     @property
     def state_dim(self) -> int:
