@@ -50,6 +50,14 @@ def test_report_sets_the_papers_numbers_beside_the_results(report):
     assert "| RL-CycleGAN + Real | 12 |" in real_data and "| 94% |" in real_data  # 100% of the Oracle's real data
 
 
+def test_report_says_which_cem_the_policies_acted_with(report):
+    from rlcyclegan.experiments.specs import RECIPES
+
+    i, n, e = RECIPES["tiny"].eval_cem
+    for name, text in sections(report.read_text()).items():
+        assert f"the policies act with CEM {i}x{n} ({e} elites)." in text, name
+
+
 def test_report_json_matches_the_results(report, all_experiments):
     rows = json.loads((report.parent / "report.json").read_text())["rows"]
     records = [json.loads(line) for out in all_experiments for line in (out / "results.jsonl").read_text().splitlines()]

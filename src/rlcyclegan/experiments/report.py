@@ -313,6 +313,13 @@ def curve_plot(rows: list[Row], path: Path, title: str, kind: str) -> None:
     _save(fig, path)
 
 
+def cem_text(cem: dict | None) -> str:
+    """How a record's policy chose its actions, e.g. "CEM 3x256 (12 elites)"."""
+    if not cem:
+        return "their checkpoint's CEM"  # records written before eval_cem existed
+    return f"CEM {cem['iterations']}x{cem['samples']} ({cem['elites']} elites)"
+
+
 def translation_grid(rows: list[Row], path: Path, states: int = 4) -> tuple[Path | None, list[str]]:
     """Sim states (unseen objects), each method's G(sim) and the paired real render, one state per row.
     Returns (the grid or None, notes about methods left out)."""
@@ -370,9 +377,11 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
         title = EXPERIMENTS[exp].title if exp in EXPERIMENTS else exp
         seeds = sorted({r["seed"] for row in rows for r in row.records})
         episodes = sorted({r["eval_episodes"] for row in rows for r in row.records})
+        cems = sorted({cem_text(r.get("eval_cem")) for row in rows for r in row.records})
         stem = f"{exp}-{preset}"
         md += [f"## {title} (`{exp}`, preset `{preset}`)", "",
-               f"Seeds {', '.join(map(str, seeds))}; {', '.join(map(str, episodes))} evaluation episodes per run.", ""]
+               f"Seeds {', '.join(map(str, seeds))}; {', '.join(map(str, episodes))} evaluation episodes per run; "
+               f"the policies act with {' / '.join(cems)}.", ""]
         md += table(rows, all_rows) + [""]
         kind = next((r.budget_kind for r in rows if r.budget_kind), None)
         if exp == "real-data":
