@@ -77,6 +77,20 @@ def test_translation_grids_show_methods_with_a_generator(report):
     assert (report.parent / "multibin-tiny-translations.png").exists()
 
 
+def test_report_tabulates_each_generators_translation_metrics(report, all_experiments):
+    zero_shot = sections(report.read_text())["zero-shot"]
+    lines = zero_shot.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| generator | PSNR dB, object pixels |"))
+    body = [line.split(" | ") for line in lines[head + 2:] if line.startswith("| ")]
+    table = {cells[0][2:]: cells[1:] for cells in body[:next((i for i, c in enumerate(body) if c[0] == "| method"), len(body))]}
+    records = {r["method"]: r for r in map(json.loads, (all_experiments[0] / "results.jsonl").read_text().splitlines())}
+
+    assert sorted(table) == sorted(["GAN", "CycleGAN", "RL-CycleGAN", "no translation (sim render x)"])
+    for method, label in (("gan", "GAN"), ("cyclegan", "CycleGAN"), ("rl-cyclegan", "RL-CycleGAN")):
+        assert table[label][0] == f"{records[method]['translation']['g_vs_real']['psnr_object']:.2f}"
+    assert table["no translation (sim render x)"][0] == f"{records['gan']['translation']['sim_vs_real']['psnr_object']:.2f}"
+
+
 def test_report_lists_the_commands_and_stage_configs(report):
     text = report.read_text()
 

@@ -104,6 +104,37 @@ def test_multibin_trains_in_the_multi_bin_env_and_evaluates_single_and_multi_bin
     assert {r["train_env"] for r in records} == {"rlcyclegan/MultiBinGrasp-v0"}
 
 
+def test_runs_with_a_generator_carry_its_translation_metrics_on_paired_renders(tiny_experiment):
+    records = {r["method"]: r for r in read_results(tiny_experiment("zero-shot"))}
+
+    assert sorted(m for m, r in records.items() if "translation" in r) == ["cyclegan", "gan", "rl-cyclegan"]
+    for method in ("gan", "cyclegan", "rl-cyclegan"):
+        t = records[method]["translation"]
+        assert t["episodes"] == RECIPES["tiny"].translation_episodes and t["objects"] == "test" and t["images"] >= 2
+        assert t["g_vs_real"]["psnr_object"] is not None and 0 < t["g_vs_real"]["psnr"] < 100
+        assert t["sim_vs_real"]["psnr"] == records["gan"]["translation"]["sim_vs_real"]["psnr"]  # the same paired renders
+    assert records["gan"]["translation"]["f_vs_sim"] is None and records["cyclegan"]["translation"]["f_vs_sim"] is not None
+    assert records["cyclegan"]["translation"]["q_consistency"] is None  # no Q-networks in a CycleGAN translator
+    assert records["rl-cyclegan"]["translation"]["q_consistency"]["pairs"] == records["rl-cyclegan"]["translation"]["images"]
+
+
+def test_rerun_adds_translation_metrics_to_runs_finished_without_them(tiny_experiment, tmp_path, monkeypatch):
+    out = committed_copy(tiny_experiment("zero-shot"), tmp_path / "zs")
+    path = out / "runs" / "cyclegan-s0" / "result.json"
+    full = json.loads(path.read_text())
+    path.write_text(json.dumps({**full, "records": [{k: v for k, v in r.items() if k != "translation"} for r in full["records"]]}))
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", lambda cfg, resume=None: pytest.fail("trained again"))
+    monkeypatch.setitem(runner.TRAINERS, "rlcyclegan", lambda cfg, resume=None: pytest.fail("trained again"))
+
+    summary = run_experiment("zero-shot", "tiny", 1, out, device="cpu", threads=1, progress=False)
+
+    assert len(summary["skipped"]) == 6
+    timeless = lambda t: {k: v for k, v in t.items() if k != "seconds"}  # noqa: E731
+    again = json.loads(path.read_text())["records"][0]["translation"]
+    assert timeless(again) == timeless(full["records"][0]["translation"])  # scored from the committed final.pt: the same figures
+    assert {r["method"]: r for r in read_results(out)}["cyclegan"]["translation"] == again
+
+
 # ------------------------------------------------------------------------------------ resumption
 def test_rerun_skips_finished_runs_without_training(tiny_experiment, monkeypatch):
     out = tiny_experiment("zero-shot")

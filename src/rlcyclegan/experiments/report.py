@@ -185,6 +185,57 @@ def table(rows: list[Row], all_rows: list[Row]) -> list[str]:
     return lines
 
 
+def _avg(values: list) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "—" if v is None else format(v, fmt)
+
+
+def translation_table(rows: list[Row]) -> list[str]:
+    """Each generator's translation metrics against the paired real renders (mean of seeds), one line per method
+    (and budget), and the untranslated sim render as the reference line; [] when no record carries them."""
+    rows = [r for r in rows if all("translation" in rec for rec in r.records)]
+    seen, lines = set(), []
+    for row in rows:
+        if (row.method, row.budget) in seen:
+            continue
+        seen.add((row.method, row.budget))
+        ts = [rec["translation"] for rec in row.records]
+
+        def avg(*keys: str) -> float | None:
+            vals = []
+            for t in ts:
+                v = t
+                for k in keys:
+                    v = v.get(k) if isinstance(v, dict) else None
+                vals.append(v)
+            return _avg(vals)
+
+        label = row.label + (f" ({row.budget:,})" if row.budget is not None else "")
+        lines.append([label, _num(avg("g_vs_real", "psnr_object"), ".2f"), _num(avg("g_vs_real", "ssim_object"), ".3f"),
+                      _num(avg("g_vs_real", "psnr"), ".2f"), _num(avg("g_vs_real", "ssim"), ".3f"),
+                      _num(avg("own_fid", "g_vs_real"), ".2f"), _num(avg("f_vs_sim", "psnr_object"), ".2f"),
+                      _num(avg("q_consistency", "mean_abs_diff"), ".3f")])
+    if not lines:
+        return []
+    t0 = rows[0].records[0]["translation"]
+    ref = t0["sim_vs_real"]
+    lines.append(["no translation (sim render x)", _num(ref.get("psnr_object"), ".2f"), _num(ref.get("ssim_object"), ".3f"),
+                  _num(ref.get("psnr"), ".2f"), _num(ref.get("ssim"), ".3f"), _num(t0["own_fid"].get("sim_vs_real"), ".2f"), "—", "—"])
+    head = ["generator", "PSNR dB, object pixels", "SSIM, object pixels", "PSNR dB", "SSIM", "own-feature FID",
+            "F(y) vs sim: PSNR dB, object pixels", "\\|Q_sim(x,a) − Q_real(G(x),a)\\|"]
+    return ([f"Translation of paired renders: G(x) against the real render of the same state, {t0['images']} images from "
+             f"{t0['episodes']} scripted episodes with unseen objects (`rlcyclegan eval-translation`; mean of seeds). Higher "
+             "PSNR on object pixels is a lower object-pixel error. The FID is computed on the features of a small "
+             "sim-vs-real classifier this project trains on other renders: not comparable to Inception FID. The last "
+             "column is the RL-scene consistency on the logged actions (Q-networks only RL-CycleGAN has).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(cells) + " |" for cells in lines])
+
+
 def stage_command(kind: str, config: dict, preset: str) -> str:
     """`rlcyclegan train KIND --preset P --field value ...` for the fields that differ from the preset."""
     from rlcyclegan.train import qtopt as qt
@@ -399,6 +450,9 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
         else:
             bar_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})")
         md += [f"![{title}]({stem}.png)", ""]
+        trans = translation_table(rows)
+        if trans:
+            md += trans + [""]
         if grids:
             grid, notes = translation_grid(rows, out / f"{stem}-translations.png")
             if grid is not None:

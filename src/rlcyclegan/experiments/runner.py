@@ -301,9 +301,9 @@ def check_resumable(stage: Stage, folder: Path) -> None:
 
 
 FINAL_NAME = "final.pt"
-FINAL_KEYS = ("kind", "step", "elapsed", "online_episodes", "policy", "generator", "generator_real2sim")
-"""What a finished stage's final.pt keeps of its last checkpoint: everything evaluation, later stages
-(init_q, init_from, translate_with) and the report read; not the optimizer, targets, pools or RNGs."""
+FINAL_KEYS = ("kind", "step", "elapsed", "online_episodes", "config", "policy", "policy_sim", "generator", "generator_real2sim")
+"""What a finished stage's final.pt keeps of its last checkpoint: everything evaluation, translation metrics,
+later stages (init_q, init_from, translate_with) and the report read; not the optimizer, targets, pools or RNGs."""
 GITIGNORE = """# Written by `rlcyclegan experiment`. What git keeps of this folder (configs, metrics, done.json,
 # final.pt, result.json, results.jsonl) lets a rerun on a fresh clone skip the finished runs; the rest is
 # collected again (same seeds) or only needed to resume an interrupted stage on the same machine.
@@ -369,6 +369,7 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     train_seconds = sum(info["elapsed"] for info in stage_info.values())
     kwargs = {"image_size": ctx.image_size(), **json.loads(ctx.env_kwargs_json() or "{}")}
     recipe = RECIPES[plan.preset]
+    translation = translation_metrics(plan, run, device)
     records = []
     for ev in specs.evaluations(plan.name):
         cem = dict(zip(("iterations", "samples", "elites"), recipe.eval_cem)) if recipe.eval_cem else None
@@ -390,8 +391,42 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
             "stages": [s.name for s in run.stages], "steps": {name: info["step"] for name, info in stage_info.items()},
             "run": os.path.relpath(run.folder, plan.out), "policy": os.path.relpath(policy, plan.out),
             "generator": (os.path.relpath(run.folder / run.spec.generator_stage, plan.out) if run.spec.generator_stage else None),
+            **({"translation": translation} if translation is not None else {}),
         })
     return records
+
+
+TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid")
+"""What a record keeps of `evaluate_translation` (see :func:`translation_metrics`)."""
+
+
+def translation_metrics(plan: Plan, run: RunPlan, device: str) -> dict | None:
+    """`rlcyclegan eval-translation` of the run's generator stage on the recipe's paired renders of unseen-object
+    scripted episodes (PSNR/SSIM over the image and over object pixels, Q-consistency, own-feature FID/KID), or
+    None for a run without a generator or a recipe that does not score translations."""
+    n = RECIPES[plan.preset].translation_episodes
+    if not run.spec.generator_stage or n < 1:
+        return None
+    from rlcyclegan.experiments.translation import evaluate_translation
+
+    res = evaluate_translation(run.folder / run.spec.generator_stage, episodes=n, objects="test", device=device)
+    return {"episodes": res["episodes"], "images": res["images"], "seed": res["seed"], "objects": res["objects"],
+            **{k: res[k] for k in TRANSLATION_KEYS}, "feature_network": res["feature_network"]["network"],
+            "seconds": round(res["seconds"], 1)}
+
+
+def add_translation(plan: Plan, run: RunPlan, device: str) -> bool:
+    """Score a finished run's generator when its records predate translation metrics; True if result.json changed."""
+    path = run.folder / "result.json"
+    result = json.loads(path.read_text())
+    if all("translation" in r for r in result["records"]):
+        return False
+    metrics = translation_metrics(plan, run, device)
+    if metrics is None:
+        return False
+    result["records"] = [{**r, "translation": metrics} for r in result["records"]]
+    write_json_atomic(path, result)
+    return True
 
 
 def sort_key(record: dict) -> tuple:
@@ -468,6 +503,9 @@ def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | s
     status = {r.run_id: run_status(r) for r in plan.runs}
     notes = {r.run_id: "recipe changed since (delete the run folder to rerun)" for r in plan.runs if status[r.run_id] == "done" and stale(plan, r)}
     show_progress(plan, status, notes)
+    for run in plan.runs:  # finished before translation metrics existed: score their generators now
+        if status[run.run_id] == "done" and run.run_id not in notes and add_translation(plan, run, device):
+            print(f"[experiment] {run.run_id}: translation metrics added to result.json")
     todo = [r for r in plan.runs if status[r.run_id] != "done"]
     recipe = RECIPES[plan.preset]
     t0 = time.monotonic()

@@ -65,6 +65,10 @@ class Recipe:
     eval_cem: tuple[int, int, int] | None = None
     """(iterations, samples, elites) of the CEM every evaluated policy acts with, whatever it was trained with
     (None: each checkpoint's own, i.e. its training CEM)."""
+    translation_episodes: int = 20
+    """Scripted unseen-object episodes whose paired sim/real renders score the generator of every run that has one
+    (`rlcyclegan eval-translation`: PSNR/SSIM of G(x) against the real render over the image and over object
+    pixels, the same for F(y), Q-consistency, own-feature FID/KID); the records carry it. 0: not scored."""
 
 
 CPU_AUX_WEIGHT = 10.0
@@ -92,7 +96,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan_preset="tiny",
         rlcyclegan=dict(steps=6, checkpoint_every=3),
         eval_episodes=4, eval_envs=4, gan_real_episodes=8, real_budget_fractions=(0.5, 1.0), onpolicy_budgets=(4,),
-        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4),
+        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4), translation_episodes=2,
     ),
     # `rlcyclegan demo`: the newcomer's CPU job (about 30 minutes on 2 cores, all stages included)
     "demo": Recipe(
@@ -101,7 +105,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan_preset="demo",
         rlcyclegan=dict(eval_every=0, max_minutes=12.0),
         eval_episodes=100, eval_envs=25, gan_real_episodes=200, real_budget_fractions=(0.1, 1.0), onpolicy_budgets=(50,),
-        finetune_real_episodes=50,
+        finetune_real_episodes=50, translation_episodes=10,
     ),
     # 2 CPU cores, one run about an hour
     "cpu": Recipe(
@@ -111,6 +115,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan=dict(eval_every=0),
         eval_episodes=500, eval_envs=25, gan_real_episodes=3000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
         onpolicy_budgets=(250, 1000), finetune_real_episodes=500, eval_cem=CPU_EVAL_CEM,
+        translation_episodes=50,
     ),
     # one GPU
     "gpu": Recipe(
@@ -120,6 +125,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan=dict(eval_every=0),
         eval_episodes=1000, eval_envs=50, gan_real_episodes=20_000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
         onpolicy_budgets=(1000, 5000, 10_000), finetune_real_episodes=2500, collect_workers=8,
+        translation_episodes=100,
     ),
 }
 

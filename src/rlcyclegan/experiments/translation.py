@@ -145,6 +145,8 @@ def load_translation_model(checkpoint: str | Path, device: str | torch.device = 
         raise CheckpointError(f"{path}: a {ckpt.get('kind')!r} checkpoint without generators; expected an RL-CycleGAN / "
                               "CycleGAN / GAN checkpoint (from `rlcyclegan train rlcyclegan`)")
     config = ckpt.get("config") or {}
+    if not config and (path.parent / "config.json").is_file():  # an experiment's final.pt written before it kept the config
+        config = json.loads((path.parent / "config.json").read_text())
     g = _generator(ckpt["generator"], path, "sim2real generator", dev)
     f_entry = ckpt.get("generator_real2sim")
     f = _generator(f_entry, path, "real2sim generator", dev) if isinstance(f_entry, dict) else None
