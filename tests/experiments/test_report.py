@@ -122,3 +122,20 @@ def test_missing_results_are_a_clear_error(tmp_path, capsys):
 
     assert main(["report", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     assert "no results.jsonl" in capsys.readouterr().err
+
+
+def test_a_set_variant_is_a_row_of_its_own_without_the_papers_number(tiny_experiment, tmp_path):
+    import shutil
+
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot"), out)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    base = next(r for r in records if r["method"] == "rl-cyclegan")
+    records.append({**base, "variant": "lambda_rl_scene=10", "label": "RL-CycleGAN [lambda_rl_scene=10]", "success": 0.0, "successes": 0})
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    text = write_report([out], tmp_path / "report").read_text()
+
+    plain = next(line for line in text.splitlines() if line.startswith("| RL-CycleGAN |"))
+    variant = next(line for line in text.splitlines() if line.startswith("| RL-CycleGAN [lambda_rl_scene=10] |"))
+    assert "| 70% |" in plain and "| 70% |" not in variant and "| 0.0% |" in variant

@@ -333,3 +333,59 @@ def test_cpu_recipe_rl_cyclegan_follows_the_qtopt_recipes_aux_loss_and_policy_we
 
     assert rl_cfg.aux_weight == qtopt_cfg.aux_weight > 0
     assert rl_cfg.policy_weights == qtopt_cfg.policy_weights == "polyak"
+
+
+# ------------------------------------------------------------------------------------ --set variants
+def test_set_makes_a_variant_of_the_selected_method_in_its_own_folder():
+    plan = plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",), overrides=("rlcyclegan.lambda_rl_scene=10",))
+    sim_only, variant = plan.runs
+
+    assert sim_only.run_id == "sim-only-s0" and sim_only.variant == ""
+    assert variant.run_id == "rl-cyclegan-s0+lambda_rl_scene=10" and variant.folder == Path("x/runs/rl-cyclegan-s0+lambda_rl_scene=10")
+    assert variant.stages[0].config.lambda_rl_scene == 10.0
+    assert variant.stages[0].config.init_q == Path("x/runs/sim-only-s0/qtopt")  # starts from the recipe's own dependency
+    assert variant.needs == ["sim-only-s0"]
+    assert "--set rlcyclegan.lambda_rl_scene=10" in plan.command
+
+
+def test_a_variant_differs_from_the_recipes_run_only_in_the_overridden_field():
+    base = plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",)).runs[1].stages[0].config
+    varied = plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",),
+                             overrides=("rlcyclegan.lambda_rl_scene=10",)).runs[1].stages[0].config
+
+    diff = {f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(varied, f.name)}
+    assert diff == {"lambda_rl_scene", "out"}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lambda_rl_scene=10", "expected KIND.FIELD=VALUE"),
+    ("gan.lambda_rl_scene=10", "unknown stage kind 'gan'"),
+    ("rlcyclegan.lambda_scene=10", "RLCycleGANConfig has no field 'lambda_scene'"),
+    ("rlcyclegan.lambda_rl_scene=high", "lambda_rl_scene takes a float"),
+    ("rlcyclegan.steps=1.5", "steps takes an int"),
+    ("rlcyclegan.out=/elsewhere", "'out' is fixed by the experiment's recipe"),
+    ("rlcyclegan.lambda_rl_scene=-1", "lambda_rl_scene must be >= 0"),
+])
+def test_bad_set_items_are_clear_errors(item, message):
+    with pytest.raises(ExperimentError, match=message):
+        plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",), overrides=(item,))
+
+
+def test_set_on_methods_without_that_stage_kind_is_refused():
+    with pytest.raises(ExperimentError, match="methods oracle, randomized-sim, sim-only have no such stage"):
+        plan_experiment("zero-shot", "tiny", 1, Path("x"), overrides=("rlcyclegan.lambda_rl_scene=10",))
+
+
+def test_a_variant_run_lands_beside_the_recipes_runs_with_its_own_records(tiny_experiment, tmp_path):
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot"), out)
+
+    summary = run_experiment("zero-shot", "tiny", 1, out, only=("rl-cyclegan",), overrides=("rlcyclegan.lambda_rl_scene=10",),
+                             device="cpu", threads=1, progress=False)
+
+    assert summary["trained"] == ["rl-cyclegan-s0+lambda_rl_scene=10"] and summary["skipped"] == ["sim-only-s0"]
+    records = read_results(out)
+    variant = [r for r in records if r.get("variant")]
+    assert [(r["method"], r["variant"], r["label"]) for r in variant] == [("rl-cyclegan", "lambda_rl_scene=10", "RL-CycleGAN [lambda_rl_scene=10]")]
+    assert json.loads((out / "runs" / "rl-cyclegan-s0+lambda_rl_scene=10" / "rlcyclegan" / "config.json").read_text())["lambda_rl_scene"] == 10.0
+    assert len(records) == 7 and [r["method"] for r in records].index("rl-cyclegan") + 1 == records.index(variant[0])

@@ -30,6 +30,10 @@ class ExperimentArgs:
     """Run only these methods (and those they need), e.g. --only sim-only rl-cyclegan."""
     budgets: tuple[int, ...] = ()
     """Override the preset's budget list (real episodes for real-data, on-policy episodes for finetune)."""
+    set: tuple[str, ...] = ()
+    """Variant of the selected methods: KIND.FIELD=VALUE overrides of their training configs (KIND: qtopt or
+    rlcyclegan), e.g. --only rl-cyclegan --set rlcyclegan.lambda_rl_scene=10. The runs go to folders tagged with
+    the overrides (rl-cyclegan-s0+lambda_rl_scene=10), beside the recipe's own, and the report lists them apart."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     threads: int = 0
@@ -47,7 +51,7 @@ def main(argv: list[str]) -> int:
     out = args.out or Path("runs") / "experiments" / f"{args.name}-{args.preset}"
     try:
         summary = run_experiment(args.name, args.preset, args.seeds, out, args.episodes, args.only, args.budgets, device=args.device,
-                                 threads=args.threads, workers=args.workers or None, progress=args.progress)
+                                 threads=args.threads, workers=args.workers or None, progress=args.progress, overrides=args.set)
     except ExperimentError as e:
         print(f"rlcyclegan experiment: {e}", file=sys.stderr)
         return 2

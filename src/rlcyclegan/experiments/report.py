@@ -123,7 +123,8 @@ class Row:
 def rows_of(source: Source) -> list[Row]:
     groups: dict[tuple, list[dict]] = {}
     for r in source.records:
-        groups.setdefault((r["experiment"], r.get("preset", ""), r["method"], r["budget"], r["eval"]), []).append(r)
+        method = r["method"] + (f"+{r['variant']}" if r.get("variant") else "")  # a --set variant is a method of its own
+        groups.setdefault((r["experiment"], r.get("preset", ""), method, r["budget"], r["eval"]), []).append(r)
     rows = [Row(e, p, m, recs[0].get("label", m), b, recs[0].get("budget_kind"), ev, sorted(recs, key=lambda r: r["seed"]), source)
             for (e, p, m, b, ev), recs in groups.items()]
     return sorted(rows, key=lambda row: sort_key(row.records[0]))

@@ -40,6 +40,8 @@ from rlcyclegan.data.store import list_shards, read_shard, write_shard
 from rlcyclegan.experiments import specs
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, DataSpec, Stage
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlcyclegan.train import qtopt as qt
+from rlcyclegan.train import rlcyclegan as rc
 from rlcyclegan.train.common import TrainingDiverged, to_jsonable, write_json_atomic
 from rlcyclegan.train.qtopt import train_qtopt
 from rlcyclegan.train.rlcyclegan import train_rlcyclegan
@@ -78,6 +80,8 @@ class RunPlan:
     datasets: list[DataSpec]
     real_offline: int
     onpolicy_real: bool
+    variant: str = ""
+    """Tag of the `--set` overrides the run trains with ('' = the recipe as it is)."""
 
     @property
     def spec(self) -> specs.Method:
@@ -95,6 +99,8 @@ class Plan:
     added: list[str] = field(default_factory=list)
     """Methods added because a selected one needs them."""
     command: str = ""
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """`--set` overrides: stage kind (qtopt, rlcyclegan) -> config field -> value."""
 
     def datasets(self, runs: list[RunPlan] | None = None) -> list[DataSpec]:
         """The datasets of ``runs`` (default: all), each once, pools before what is made from them."""
@@ -128,9 +134,90 @@ def select_methods(name: str, only: tuple[str, ...]) -> tuple[list[str], list[st
     return [m for m in methods if m in chosen], [m for m in methods if m in chosen and m not in only]
 
 
+STAGE_CONFIGS = {"qtopt": qt.QTOptConfig, "rlcyclegan": rc.RLCycleGANConfig}
+OVERRIDE_LOCKED = ("out", "name", "seed", "env", "sim_data", "real_data", "data", "init_q", "translate_with", "init_from",
+                   "progress", "threads", "device")
+"""Fields `--set` may not change: where a run lives and what it learns from belong to the experiment's recipe."""
+
+
+def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
+    """`--set KIND.FIELD=VALUE` items -> {kind: {field: value}}; VALUE is read as JSON, else kept as a string."""
+    import dataclasses
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise ExperimentError(f"--set {item!r}: expected KIND.FIELD=VALUE, e.g. rlcyclegan.lambda_rl_scene=10")
+        if kind not in STAGE_CONFIGS:
+            raise ExperimentError(f"--set {item!r}: unknown stage kind {kind!r}; expected one of: {', '.join(STAGE_CONFIGS)}")
+        fields = {f.name: f for f in dataclasses.fields(STAGE_CONFIGS[kind])}
+        if name not in fields:
+            raise ExperimentError(f"--set {item!r}: {STAGE_CONFIGS[kind].__name__} has no field {name!r}")
+        if name in OVERRIDE_LOCKED:
+            raise ExperimentError(f"--set {item!r}: {name!r} is fixed by the experiment's recipe")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        default = getattr(STAGE_CONFIGS[kind](), name)
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        elif isinstance(default, int):
+            ok = isinstance(value, int)
+        else:
+            ok = default is None or isinstance(value, type(default))
+        if not ok:
+            kind_name = type(default).__name__
+            article = "an" if kind_name[0] in "aeiou" else "a"
+            raise ExperimentError(f"--set {item!r}: {name} takes {article} {kind_name} (got {value!r})")
+        out.setdefault(kind, {})[name] = value
+    return out
+
+
+def variant_tag(overrides: dict[str, dict[str, Any]]) -> str:
+    """Folder-safe tag of the overrides, e.g. lambda_rl_scene=10 (kind-prefixed only when both kinds are set)."""
+    both = len(overrides) > 1
+    def fmt(v: Any) -> str:
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return v if isinstance(v, str) else json.dumps(v)
+
+    parts = [f"{kind + '.' if both else ''}{name}={fmt(v)}"
+             for kind in sorted(overrides) for name, v in sorted(overrides[kind].items())]
+    return ",".join(parts).replace("/", "_").replace(" ", "")
+
+
+def apply_overrides(stages: list[Stage], overrides: dict[str, dict[str, Any]]) -> list[Stage]:
+    """The stages with the `--set` fields of their kind replaced (each config re-checked)."""
+    from dataclasses import replace
+
+    out = []
+    for s in stages:
+        fields = overrides.get(s.kind)
+        if fields:
+            cfg = replace(s.config, **fields)
+            try:
+                (qt.check_config if s.kind == "qtopt" else rc.check_config)(cfg)
+            except (ValueError, TypeError) as e:
+                raise ExperimentError(f"--set makes an invalid {s.kind} config for stage {s.name!r}: {e}") from e
+            s = replace(s, config=cfg)
+        out.append(s)
+    return out
+
+
 def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | str = Path("runs/experiment"),
-                    episodes: int | None = None, only: tuple[str, ...] = (), budgets: tuple[int, ...] = ()) -> Plan:
-    """Every run of the experiment (dependencies before the runs that use them), with its stages and data."""
+                    episodes: int | None = None, only: tuple[str, ...] = (), budgets: tuple[int, ...] = (),
+                    overrides: tuple[str, ...] = ()) -> Plan:
+    """Every run of the experiment (dependencies before the runs that use them), with its stages and data.
+
+    ``overrides`` (`--set KIND.FIELD=VALUE`) make a variant of the selected methods (``only``, else all): their
+    stages of that kind train with the changed fields, in folders tagged with them (METHOD-sSEED+TAG), beside the
+    recipe's own runs; methods added only as dependencies stay the recipe's."""
     check_name(name)
     if preset not in RECIPES:
         raise ExperimentError(f"unknown preset {preset!r}; expected one of: {', '.join(RECIPES)}")
@@ -143,19 +230,31 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
     out = Path(out)
     recipe = RECIPES[preset]
     methods, added = select_methods(name, tuple(only))
+    over = parse_overrides(overrides)
+    tag = variant_tag(over) if over else ""
+    varied = frozenset(m for m in methods if m not in added) if over else frozenset()
     runs: list[RunPlan] = []
     for seed in range(seeds):
         for method in methods:
             m = METHODS[method]
+            variant = tag if method in varied else ""
             probe = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method)
             for budget in specs.budgets(probe, m, tuple(budgets) or None):
-                ctx = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method, budget)
+                ctx = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method, budget, variant, varied)
                 stages = m.build(ctx)
-                runs.append(RunPlan(specs.run_id(method, seed, budget), method, seed, budget, ctx.run_dir(), stages,
-                                    [specs.run_id(dep, seed) for dep in m.needs], list(ctx.datasets.values()),
-                                    m.real_offline(ctx), m.onpolicy_real))
-    plan = Plan(name, preset, tuple(range(seeds)), out, episodes or recipe.eval_episodes, runs, added)
-    plan.command = command_line(name, preset, seeds, out, episodes, only, budgets)
+                if variant:
+                    stages = apply_overrides(stages, over)
+                runs.append(RunPlan(specs.run_id(method, seed, budget, variant), method, seed, budget, ctx.run_dir(), stages,
+                                    [specs.run_id(dep, seed, variant=tag if dep in varied else "") for dep in m.needs],
+                                    list(ctx.datasets.values()), m.real_offline(ctx), m.onpolicy_real, variant))
+    if over:
+        touched = {r.method for r in runs if r.variant and any(s.kind in over for s in r.stages)}
+        untouched = sorted(varied - touched)
+        if untouched:
+            raise ExperimentError(f"--set {', '.join(over)}.*: methods {', '.join(untouched)} have no such stage; "
+                                  f"select the methods it applies to with --only")
+    plan = Plan(name, preset, tuple(range(seeds)), out, episodes or recipe.eval_episodes, runs, added, overrides=over)
+    plan.command = command_line(name, preset, seeds, out, episodes, only, budgets, overrides)
     check_datasets(plan)
     return plan
 
@@ -168,7 +267,7 @@ def check_datasets(plan: Plan) -> None:
                 raise ExperimentError(f"recipes disagree on the dataset {d.name!r}: {seen[d.name]} vs {d}")
 
 
-def command_line(name: str, preset: str, seeds: int, out: Path, episodes: int | None, only, budgets) -> str:
+def command_line(name: str, preset: str, seeds: int, out: Path, episodes: int | None, only, budgets, overrides=()) -> str:
     parts = ["rlcyclegan", "experiment", name, "--preset", preset, "--seeds", str(seeds), "--out", str(out)]
     if episodes is not None:
         parts += ["--episodes", str(episodes)]
@@ -176,6 +275,8 @@ def command_line(name: str, preset: str, seeds: int, out: Path, episodes: int | 
         parts += ["--only", *only]
     if budgets:
         parts += ["--budgets", *map(str, budgets)]
+    if overrides:
+        parts += ["--set", *overrides]
     return shlex.join(parts)
 
 
@@ -377,7 +478,8 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
                                   envs=min(recipe.eval_envs, plan.episodes), env_kwargs=kwargs, device=device, progress=progress,
                                   cem=cem)
         records.append({
-            "experiment": plan.name, "method": run.method, "label": run.spec.label, "seed": run.seed, "budget": run.budget,
+            "experiment": plan.name, "method": run.method, "label": run.spec.label + (f" [{run.variant}]" if run.variant else ""),
+            "variant": run.variant or None, "seed": run.seed, "budget": run.budget,
             "budget_kind": run.spec.budget or None, "preset": plan.preset, "config_hash": config_hash(run.stages, plan.out),
             "eval": ev.name, "eval_env": ev.env, "eval_domain": ev.domain, "eval_objects": ev.objects,
             "success": res["success"], "success_low": res["success_low"], "success_high": res["success_high"],
@@ -435,7 +537,7 @@ def sort_key(record: dict) -> tuple:
     evals = [e.name for e in specs.evaluations(record["experiment"])] if record["experiment"] in EXPERIMENTS else []
     return (exps.index(record["experiment"]) if record["experiment"] in exps else len(exps), record["experiment"],
             methods.index(record["method"]) if record["method"] in methods else len(methods), record["method"],
-            -1 if record["budget"] is None else record["budget"], evals.index(record["eval"]) if record["eval"] in evals else len(evals),
+            record.get("variant") or "", -1 if record["budget"] is None else record["budget"], evals.index(record["eval"]) if record["eval"] in evals else len(evals),
             record["eval"], record["seed"])
 
 
@@ -494,9 +596,9 @@ def show_progress(plan: Plan, status: dict[str, str], notes: dict[str, str]) -> 
 # ===================================================================================== the experiment
 def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | str = Path("runs/experiment"), episodes: int | None = None,
                    only: tuple[str, ...] = (), budgets: tuple[int, ...] = (), device: str = "auto", threads: int = 0,
-                   workers: int | None = None, progress: bool = True) -> dict:
+                   workers: int | None = None, progress: bool = True, overrides: tuple[str, ...] = ()) -> dict:
     """Plan, collect, train, evaluate; returns {"results": path, "trained", "resumed", "skipped", "failed": [run ids]}."""
-    plan = plan_experiment(name, preset, seeds, out, episodes, tuple(only), tuple(budgets))
+    plan = plan_experiment(name, preset, seeds, out, episodes, tuple(only), tuple(budgets), tuple(overrides))
     write_experiment_json(plan)
     if plan.added:
         print(f"[experiment] also running {', '.join(plan.added)}: needed by the selected methods")

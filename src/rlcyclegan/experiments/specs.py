@@ -186,6 +186,10 @@ class Ctx:
     seed: int
     method: str = ""
     budget: int | None = None
+    variant: str = ""
+    """Tag of the `--set` overrides this run trains with ('' = the recipe as it is), see :func:`run_id`."""
+    varied: frozenset[str] = frozenset()
+    """Methods of the experiment that run with the variant (their folders carry its tag)."""
     datasets: dict[str, DataSpec] = field(default_factory=dict)
     """Shared by all runs of an experiment: every dataset a recipe asks for is registered here and made before training."""
 
@@ -219,8 +223,8 @@ class Ctx:
     def run_dir(self, method: str | None = None) -> Path:
         """This run's folder, or the folder of ``method``'s run of the same seed (no budget)."""
         if method is None:
-            return self.out / "runs" / run_id(self.method, self.seed, self.budget)
-        return self.out / "runs" / run_id(method, self.seed)
+            return self.out / "runs" / run_id(self.method, self.seed, self.budget, self.variant)
+        return self.out / "runs" / run_id(method, self.seed, variant=self.variant if method in self.varied else "")
 
     # ---- data
     def _slug(self) -> str:
@@ -278,8 +282,9 @@ class Ctx:
         return self.budget
 
 
-def run_id(method: str, seed: int, budget: int | None = None) -> str:
-    return f"{method}-s{seed}" + ("" if budget is None else f"-{budget}")
+def run_id(method: str, seed: int, budget: int | None = None, variant: str = "") -> str:
+    """Run folder name: METHOD-sSEED[-BUDGET][+VARIANT], e.g. rl-cyclegan-s0+lambda_rl_scene=10."""
+    return f"{method}-s{seed}" + ("" if budget is None else f"-{budget}") + (f"+{variant}" if variant else "")
 
 
 # ===================================================================================== methods
