@@ -75,6 +75,8 @@ def test_evaluate_translation_reports_every_metric_with_finite_plausible_values(
     assert set(r["own_fid"]) == set(r["own_kid"]) == {"g_vs_real", "f_vs_sim", "sim_vs_real"}
     assert all(finite(v) and v > -1e-6 for v in r["own_fid"].values())
     assert all(finite(k["mean"]) and finite(k["std"]) for k in r["own_kid"].values())
+    assert r["kid_subset_size"] == max(2, r["images"] // 2)  # subsets smaller than the set: a std that is not 0
+    assert r["own_kid"]["sim_vs_real"]["std"] > 0
     fn = r["feature_network"]
     assert fn["network"] == "domain_classifier" and fn["note"] == FEATURE_NOTE and fn["dim"] == 64
     assert 0 <= fn["eval_accuracy"] <= 1 and 0 <= fn["g_classified_real"] <= 1

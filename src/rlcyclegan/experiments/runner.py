@@ -498,7 +498,7 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     return records
 
 
-TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid")
+TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid", "kid_subset_size")
 """What a record keeps of `evaluate_translation` (see :func:`translation_metrics`)."""
 
 
@@ -518,10 +518,11 @@ def translation_metrics(plan: Plan, run: RunPlan, device: str) -> dict | None:
 
 
 def add_translation(plan: Plan, run: RunPlan, device: str) -> bool:
-    """Score a finished run's generator when its records predate translation metrics; True if result.json changed."""
+    """Score a finished run's generator when its records predate translation metrics (or their current form:
+    KID over subsets of half the images, `kid_subset_size`); True if result.json changed."""
     path = run.folder / "result.json"
     result = json.loads(path.read_text())
-    if all("translation" in r for r in result["records"]):
+    if all("kid_subset_size" in r.get("translation", {}) for r in result["records"]):
         return False
     metrics = translation_metrics(plan, run, device)
     if metrics is None:

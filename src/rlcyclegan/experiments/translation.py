@@ -473,14 +473,17 @@ def _finite_or_none(v: float) -> float | None:
 def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: str = "test", seed: int = DEFAULT_SEED,
                          device: str = "auto", *, features: Literal["domain_classifier", "q_sim"] = "domain_classifier",
                          classifier_steps: int = 300, classifier_episodes: int = 20, batch_size: int = 64,
-                         kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, Any]:
+                         kid_subsets: int = 100, kid_subset_size: int = 0) -> dict[str, Any]:
     """Score a checkpoint's translation against paired sim/real renders of ``episodes`` scripted episodes.
 
     See the module docstring for what is measured. Keys of the result: checkpoint, method, step, env, env_kwargs,
     objects, seed, episodes, images, image_size, g_vs_real, f_vs_sim (None for method gan), sim_vs_real (each
     {psnr, ssim, psnr_object, ssim_object, object_images}), q_consistency (None without Q-networks), own_fid and
-    own_kid ({g_vs_real, sim_vs_real[, f_vs_sim]}; KID as {mean, std}), feature_network (which network, its
-    feature size, training and the note that the values are not Inception FID/KID) and seconds.
+    own_kid ({g_vs_real, sim_vs_real[, f_vs_sim]}; KID as {mean, std}), kid_subset_size, feature_network (which
+    network, its feature size, training and the note that the values are not Inception FID/KID) and seconds.
+
+    ``kid_subset_size`` 0 takes half the images (at most 1000): KID's std is the spread over random subsets,
+    so subsets as large as the whole set would all be that set and give a std of 0.
     """
     t0 = time.monotonic()
     if episodes < 1:
@@ -557,12 +560,14 @@ def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: st
         return (raw(images) - mu) / sd
 
     f_x, f_y, f_gx = (f_x - mu) / sd, (f_y - mu) / sd, feats(gx)
-    kid_args = dict(subsets=kid_subsets, subset_size=kid_subset_size, seed=seed % 2**32)
+    kid_size = kid_subset_size if kid_subset_size > 0 else min(1000, max(2, len(x) // 2))
+    kid_args = dict(subsets=kid_subsets, subset_size=kid_size, seed=seed % 2**32)
     pairs = {"g_vs_real": (f_gx, f_y), "sim_vs_real": (f_x, f_y)}
     if fy is not None:
         pairs["f_vs_sim"] = (feats(fy), f_x)
     result["own_fid"] = {k: _finite_or_none(frechet_distance(a, b)) for k, (a, b) in pairs.items()}
     result["own_kid"] = {k: dict(zip(("mean", "std"), kid(a, b, **kid_args))) for k, (a, b) in pairs.items()}
+    result["kid_subset_size"] = min(kid_size, len(x))
     result["feature_network"] = feature_info
     result["seconds"] = time.monotonic() - t0
     return result
