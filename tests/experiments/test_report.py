@@ -139,3 +139,12 @@ def test_a_set_variant_is_a_row_of_its_own_without_the_papers_number(tiny_experi
     plain = next(line for line in text.splitlines() if line.startswith("| RL-CycleGAN |"))
     variant = next(line for line in text.splitlines() if line.startswith("| RL-CycleGAN [lambda_rl_scene=10] |"))
     assert "| 70% |" in plain and "| 70% |" not in variant and "| 0.0% |" in variant
+
+
+def test_report_names_the_machine_that_trained_each_run(report):
+    from rlcyclegan.train.common import describe_machine, machine_info
+    import torch
+
+    text = report.read_text()
+    assert "Machines that trained the runs" in text
+    assert describe_machine(machine_info(torch.device("cpu"))).split(",")[0] in text

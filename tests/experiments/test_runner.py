@@ -389,3 +389,9 @@ def test_a_variant_run_lands_beside_the_recipes_runs_with_its_own_records(tiny_e
     assert [(r["method"], r["variant"], r["label"]) for r in variant] == [("rl-cyclegan", "lambda_rl_scene=10", "RL-CycleGAN [lambda_rl_scene=10]")]
     assert json.loads((out / "runs" / "rl-cyclegan-s0+lambda_rl_scene=10" / "rlcyclegan" / "config.json").read_text())["lambda_rl_scene"] == 10.0
     assert len(records) == 7 and [r["method"] for r in records].index("rl-cyclegan") + 1 == records.index(variant[0])
+
+
+def test_records_carry_the_machine_that_trained_each_stage(tiny_experiment):
+    for r in read_results(tiny_experiment("zero-shot")):
+        assert set(r["machines"]) == set(r["stages"])
+        assert all(m["device"] == "cpu" and m["cpu_count"] >= 1 and "torch" in m for m in r["machines"].values())

@@ -13,8 +13,6 @@ period ``rl_scene_warmup``), as in most of a run.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from dataclasses import replace
 
@@ -46,16 +44,6 @@ def _count(*modules) -> int:
     return int(sum(p.numel() for m in modules if m is not None for p in m.parameters()))
 
 
-def machine_info(device: torch.device) -> dict:
-    info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-            "torch": torch.__version__, "platform": platform.platform(), "python": platform.python_version()}
-    if hasattr(os, "sched_getaffinity"):
-        info["cpus_available"] = len(os.sched_getaffinity(0))
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def bench_train(image_size: int = 64, batch_size: int = 0, steps: int = 5, warmup: int = 2, preset: str = "cpu",
                 device: str = "cpu", threads: int = 0, state_dim: int = 2, action_dim: int = 6,
                 real_transitions: bool = True, seed: int = 0, amp: str = "auto") -> dict:
@@ -64,7 +52,7 @@ def bench_train(image_size: int = 64, batch_size: int = 0, steps: int = 5, warmu
     ``batch_size`` 0 takes the preset's. Step times are medians over ``steps`` timed steps after ``warmup``
     untimed ones. images/s counts sim images (each step also takes as many real ones).
     """
-    from rlcyclegan.train.common import pick_device, use_bf16
+    from rlcyclegan.train.common import machine_info, pick_device, use_bf16
     from rlcyclegan.train.rlcyclegan import build_nets, preset_config, train_step
 
     if steps < 1 or warmup < 0:

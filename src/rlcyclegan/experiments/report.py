@@ -158,6 +158,29 @@ def paper_value(row: Row, rows: list[Row]) -> int | None:
 
 
 # ===================================================================================== markdown
+def machines_lines(src: Source) -> list[str]:
+    """Which machine trained each run (the one that finished each stage, from its done.json), as a short list."""
+    from rlcyclegan.train.common import describe_machine
+
+    by_machine: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    for rec in src.records:
+        run = rec["run"].split("/")[-1]
+        machines = rec.get("machines") or {}
+        if not machines:
+            unknown.append(run)
+        for info in machines.values():
+            by_machine.setdefault(describe_machine(info), []).append(run)
+    lines = ["Machines that trained the runs (each stage's, as its `done.json` recorded it):", ""]
+    for desc, runs in by_machine.items():
+        runs = list(dict.fromkeys(runs))
+        lines.append(f"- {desc}: {len(runs)} run(s) ({', '.join(runs)})")
+    if unknown:
+        unknown = list(dict.fromkeys(unknown))
+        lines.append(f"- not recorded: {len(unknown)} run(s) finished before runs recorded their machine ({', '.join(unknown)})")
+    return lines + [""]
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -271,6 +294,7 @@ def commands_section(sections: list[tuple[tuple, list[Row]]]) -> list[str]:
     for src in sources:
         lines += [f"Results `{src.given}`; the experiment commands run into it:", "", "```bash",
                   *src.meta.get("commands", ["(no experiment.json)"]), "```", ""]
+        lines += machines_lines(src)
         recipe = src.meta.get("recipe", {})
         lines += ["Training stages of each method (its first seed; every run keeps its full config in RUN/STAGE/config.json, "
                   "and the results give each run's config hash). Paths are as the experiment wrote them:", ""]

@@ -42,7 +42,7 @@ from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, Dat
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.train import qtopt as qt
 from rlcyclegan.train import rlcyclegan as rc
-from rlcyclegan.train.common import TrainingDiverged, to_jsonable, write_json_atomic
+from rlcyclegan.train.common import TrainingDiverged, machine_info, pick_device, to_jsonable, write_json_atomic
 from rlcyclegan.train.qtopt import train_qtopt
 from rlcyclegan.train.rlcyclegan import train_rlcyclegan
 
@@ -453,7 +453,8 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     ckpt = load_checkpoint(folder)
     export_final(folder)
     write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
-                             "online_episodes": int(ckpt.get("online_episodes", 0))})
+                             "online_episodes": int(ckpt.get("online_episodes", 0)),
+                             "machine": machine_info(pick_device(stage.config.device))})  # what finished the stage
     return action
 
 
@@ -491,6 +492,7 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
             "onpolicy_episodes": onpolicy, "onpolicy_domain": onpolicy_domain,
             "train_env": ctx.env, "image_size": ctx.image_size(),
             "stages": [s.name for s in run.stages], "steps": {name: info["step"] for name, info in stage_info.items()},
+            "machines": {name: info["machine"] for name, info in stage_info.items() if "machine" in info},
             "run": os.path.relpath(run.folder, plan.out), "policy": os.path.relpath(policy, plan.out),
             "generator": (os.path.relpath(run.folder / run.spec.generator_stage, plan.out) if run.spec.generator_stage else None),
             **({"translation": translation} if translation is not None else {}),

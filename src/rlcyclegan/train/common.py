@@ -118,6 +118,41 @@ def use_bf16(device: torch.device, amp: str = "auto") -> bool:
     return amp == "bf16" or device.type == "cuda" or cpu_has_bf16_units()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor()), '' when unknown."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_info(device: torch.device) -> dict:
+    """What a measurement ran on: CPU model and counts, torch threads, device (and GPU name), torch, OS, Python."""
+    import platform
+
+    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
+            "torch": torch.__version__, "platform": platform.platform(), "python": platform.python_version()}
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_available"] = len(os.sched_getaffinity(0))
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def describe_machine(info: dict) -> str:
+    """One line for a :func:`machine_info` dict, e.g. 'NVIDIA H200' or '2 CPUs (Intel Xeon ...), 2 torch threads'."""
+    cpus = info.get("cpus_available") or info.get("cpu_count")
+    cpu = f"{cpus} CPUs" + (f" ({info['cpu']})" if info.get("cpu") else "")
+    if info.get("gpu"):
+        return f"{info['gpu']} GPU + {cpu}"
+    return f"{cpu}, {info.get('torch_threads')} torch threads, no GPU"
+
+
 def autocast(device: torch.device, amp: str = "auto"):
     """bf16 autocast where :func:`use_bf16` says so (weights, optimizer and losses stay fp32), else a no-op
     context. Both are deterministic on a CPU: a run resumed from a checkpoint repeats the uninterrupted one."""
