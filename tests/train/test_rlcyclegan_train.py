@@ -28,6 +28,7 @@ from rlcyclegan.train.rlcyclegan import (
     q_from_gan,
     q_image,
     q_step,
+    sample_batch,
     train_rlcyclegan,
     train_step,
 )
@@ -400,3 +401,37 @@ def test_a_checkpoint_saved_before_a_field_existed_resumes_as_if_it_had_the_defa
 
     assert config_diff(saved, replace(runs["cfg"], name="resumed")) == {}
     assert "policy_weights" in config_diff(saved, replace(runs["cfg"], name="resumed", policy_weights="polyak"))
+
+
+@pytest.mark.parametrize("real_transitions", [True, False])
+def test_done_fraction_draws_that_share_of_each_batch_among_grasp_attempts(real_transitions):
+    from rlcyclegan.rl.replay import ReplayBuffer
+    from rlcyclegan.train.rlcyclegan import RealData
+
+    from rlcyclegan.data import Episode
+
+    def buffer(seed: int) -> ReplayBuffer:  # 10 episodes of 4 steps, the last one a grasp attempt
+        buf = ReplayBuffer(100, (8, 8, 3), 0, 1)
+        rng = np.random.default_rng(seed)
+        for i in range(10):
+            buf.add_episode(Episode(images=rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8), states=np.zeros((5, 0), np.float32),
+                                    actions=rng.uniform(-1, 1, (4, 1)).astype(np.float32), rewards=np.zeros(4, np.float32),
+                                    terminated=np.array([False, False, False, True]), truncated=np.zeros(4, bool),
+                                    success=False, index=i, seed=seed + i))
+        return buf
+
+    sim = buffer(0)
+    real = RealData(buffer(1), None) if real_transitions else RealData(None, sim.image[:5])
+    rng = np.random.default_rng(0)
+    uniform = sample_batch(sim, real, 64, rng, torch.device("cpu"))
+    weighted = sample_batch(sim, real, 64, rng, torch.device("cpu"), done_fraction=0.75)
+
+    assert sim.done[: sim.size].mean() == 0.25 and uniform["sim"]["done"].float().mean() < 0.5
+    assert weighted["sim"]["done"].float().mean() >= 0.75
+    if real_transitions:
+        assert weighted["real"]["done"].float().mean() >= 0.75
+
+
+def test_done_fraction_outside_zero_one_is_refused_naming_it(bandit_data, real_data, tmp_path):
+    with pytest.raises(ValueError, match="done_fraction must be in"):
+        train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, done_fraction=1.5))
