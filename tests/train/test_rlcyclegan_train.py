@@ -435,3 +435,60 @@ def test_done_fraction_draws_that_share_of_each_batch_among_grasp_attempts(real_
 def test_done_fraction_outside_zero_one_is_refused_naming_it(bandit_data, real_data, tmp_path):
     with pytest.raises(ValueError, match="done_fraction must be in"):
         train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, done_fraction=1.5))
+
+
+# ------------------------------------------------------------------------------------ q_batch_size
+def test_q_batch_size_adds_sim_transitions_that_only_the_q_td_loss_sees(monkeypatch):
+    import rlcyclegan.train.rlcyclegan as rlc
+
+    cfg, nets = nets_for(q_batch_size=10)  # batch_size 4: 6 more rows for TD
+    batch = synthetic_batch()
+    batch["sim_q"] = synthetic_batch(n=6, seed=1)["sim"]
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    others, qs = snapshot(nets.G, nets.F, nets.D_X, nets.D_Y), snapshot(nets.q_sim, nets.q_real)
+    seen: list[tuple[int, int]] = []
+    real_td_loss = rlc.td_loss
+    monkeypatch.setattr(rlc, "td_loss", lambda logits, target, kind: seen.append((len(logits), len(target))) or real_td_loss(logits, target, kind))
+
+    nets.opt_q.zero_grad(set_to_none=True)
+    q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert seen == [(2 * 4 + 6, 2 * 4 + 6), (2 * 4 + 6, 2 * 4 + 6)]  # Q_sim: x, F(G(x)), extra x; Q_real: G(x), y, G(extra x)
+    assert same(others, nets.G, nets.F, nets.D_X, nets.D_Y) and not same(qs, nets.q_sim, nets.q_real)
+
+
+def test_sample_batch_draws_the_q_only_transitions_after_the_others():
+    from rlcyclegan.rl.replay import ReplayBuffer
+    from rlcyclegan.train.rlcyclegan import RealData
+
+    buf = ReplayBuffer(50, (8, 8, 3), 0, 1)
+    for e in random_bandit_episodes(50, seed=3):
+        e.images = np.ascontiguousarray(e.images[:, :8, :8])
+        buf.add_episode(e)
+    real = RealData(None, buf.image[:5])
+    plain = sample_batch(buf, real, 4, np.random.default_rng(0), torch.device("cpu"))
+    more = sample_batch(buf, real, 4, np.random.default_rng(0), torch.device("cpu"), q_extra=12)
+
+    assert "sim_q" not in plain and len(more["sim_q"]["reward"]) == 12
+    assert torch.equal(plain["sim"]["image"], more["sim"]["image"]) and torch.equal(plain["real"]["image"], more["real"]["image"])
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(q_batch_size=2), "q_batch_size must be 0 or >= batch_size"),
+    (dict(q_batch_size=8, q_real_bootstrap="own"), "needs q_real_bootstrap 'sim'"),
+])
+def test_bad_q_batch_size_is_refused_naming_it(bandit_data, real_data, tmp_path, fields, message):
+    with pytest.raises(ValueError, match=message):
+        train_rlcyclegan(config(bandit_data, real_data["images"], tmp_path, **fields))
+
+
+def test_a_run_with_a_larger_q_batch_trains_and_resumes_exactly(bandit_data, real_data, tmp_path):
+    cfg = config(bandit_data, real_data["episodes"], tmp_path, name="full", q_batch_size=12, done_fraction=0.5, steps=12, checkpoint_every=6)
+    train_rlcyclegan(cfg)
+    half = replace(cfg, name="half", steps=6)
+    train_rlcyclegan(half)
+    train_rlcyclegan(replace(half, steps=12), resume=tmp_path / "half")
+
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
+    assert a["step"] == b["step"] == 12
+    _assert_state_equal(a["state"], b["state"], "state")

@@ -173,6 +173,12 @@ class RLCycleGANConfig:
     """Adam learning rate of Q_sim and Q_real."""
     batch_size: int = 16
     """Sim transitions (and real images) per step."""
+    q_batch_size: int = 0
+    """Sim transitions per step in the Q-networks' TD loss (0 = batch_size). The first batch_size go through
+    the generators and the RL-scene loss as always; the others train only the Q-networks: Q_sim by TD on x,
+    Q_real on G(x) (G without gradient), both against Q_sim's targets at x'. The GAN's batch stays small while
+    the Q-networks keep the batch their --init-q recipe trained with (64 in the cpu QT-Opt recipe); needs
+    q_real_bootstrap "sim"."""
     done_fraction: float = 0.0
     """Share of each batch of sim transitions (and of real ones, when the real data has them) drawn among the
     grasp attempts (terminal transitions), as QT-Opt's ``done_fraction``; the rest uniformly. 0 = uniform. A
@@ -287,6 +293,10 @@ def check_config(cfg: RLCycleGANConfig) -> None:
         problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
     if cfg.q_real_bootstrap not in ("sim", "own"):
         problems.append(f"q_real_bootstrap must be sim or own (got {cfg.q_real_bootstrap!r})")
+    if cfg.q_batch_size and cfg.q_batch_size < cfg.batch_size:
+        problems.append(f"q_batch_size must be 0 or >= batch_size (got {cfg.q_batch_size} < {cfg.batch_size})")
+    if q_extra(cfg) and cfg.q_real_bootstrap != "sim":
+        problems.append("q_batch_size > batch_size needs q_real_bootstrap 'sim'")
     if not 0 <= cfg.done_fraction <= 1:
         problems.append(f"done_fraction must be in [0, 1] (got {cfg.done_fraction})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
@@ -377,17 +387,22 @@ def load_real(paths: list[Path], image_shape, state_dim: int, action_dim: int) -
 
 
 def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Generator, device: torch.device,
-                 done_fraction: float = 0.0) -> dict:
+                 done_fraction: float = 0.0, q_extra: int = 0) -> dict:
     """{"sim": the replay fields of n sim transitions, "real": {"image"} or the replay fields of n real ones}, as tensors.
 
     Real images-only data has no actions or states: the y-side RL-scene terms then use the sim
     batch's actions and states (row i of y is scored with the action of sim transition i).
     ``done_fraction`` of the transitions are drawn among terminal ones (see RLCycleGANConfig.done_fraction).
+    ``q_extra`` > 0 adds "sim_q": that many more sim transitions for the Q-networks' TD loss only
+    (RLCycleGANConfig.q_batch_size), drawn after the others.
     """
     s = sim.sample(n, rng, done_fraction)
     r = real.buffer.sample(n, rng, done_fraction) if real.buffer is not None else {"image": real.images[rng.integers(0, len(real.images), n)]}  # type: ignore[index]
     to = lambda d: {k: torch.as_tensor(v).to(device) for k, v in d.items()}  # noqa: E731
-    return {"sim": to(s), "real": to(r)}
+    batch = {"sim": to(s), "real": to(r)}
+    if q_extra > 0:
+        batch["sim_q"] = to(sim.sample(q_extra, rng, done_fraction))
+    return batch
 
 
 def y_actions(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -516,6 +531,11 @@ def image_distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.nn.functional.mse_loss(a, b) if kind == "mse" else torch.nn.functional.l1_loss(a, b)
 
 
+def q_extra(cfg: RLCycleGANConfig) -> int:
+    """Sim transitions per step that only the Q-networks' TD loss sees (q_batch_size beyond batch_size)."""
+    return max(0, cfg.q_batch_size - cfg.batch_size) if cfg.method == "rlcyclegan" else 0
+
+
 def rl_scene_weight(cfg: RLCycleGANConfig, step: int) -> float:
     """lambda_RL-scene at a step: 0 for methods without it and during the warmup."""
     return cfg.lambda_rl_scene if cfg.method == "rlcyclegan" and step >= cfg.rl_scene_warmup else 0.0
@@ -623,13 +643,19 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
     transitions bootstrap from Q_sim's targets at x' (q_real_bootstrap="sim", the default) or from Q_real's at
     G(x') translated without gradient ("own"); real transitions from Q_real's own Polyak and lagged targets.
 
+    With q_batch_size > batch_size, ``batch["sim_q"]`` adds transitions for TD only: Q_sim on x, Q_real on
+    G(x) (translated without gradient), both against Q_sim's targets at x' (one CEM with the batch's own).
+
     The online Q forward is the generator step's (``fakes["logits_*"]``); the backward pass is restricted
     to the Q parameters, so no gradient reaches G or F, exactly as with detached generator outputs. The
     gradients add to those the RL-scene loss left on the Q-networks (rl_scene_updates_q).
     """
     sim, real = batch["sim"], batch["real"]
     fields = ("state", "next_state", "action", "reward", "done")
-    target_x = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**sim, "next_image": q_image(sim["next_image"])}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    extra = batch.get("sim_q")  # q_batch_size: more sim transitions for TD only, one CEM with the others
+    target_src = sim if extra is None else {k: torch.cat([sim[k], extra[k]]) for k in ("next_image", *fields)}
+    target_all = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**target_src, "next_image": q_image(target_src["next_image"])}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    target_x, target_extra = target_all[: len(sim["reward"])], target_all[len(sim["reward"]):]
     target_sim = torch.cat([target_x, target_x])
     if cfg.q_real_bootstrap == "own":
         with torch.no_grad(), autocast(device, cfg.amp):
@@ -644,6 +670,14 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
             real_b = {"next_image": q_image(real["next_image"]), **{k: real[k] for k in fields}}
             target_real = torch.cat([target_x, td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)])  # type: ignore[arg-type]
     logits_sim, logits_real = fakes["logits_sim"], fakes["logits_real"]
+    if extra is not None:  # Q_sim on x, Q_real on G(x) (no gradient to G), both against Q_sim's targets at x'
+        with torch.no_grad(), autocast(device, cfg.amp):
+            gx_extra = nets.G(to_gan_input(extra["image"])).float()
+        with autocast(device, cfg.amp):
+            ls = nets.q_sim.head(nets.q_sim.encode(q_image(extra["image"])), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
+            lr = nets.q_real.head(nets.q_real.encode(q_from_gan(gx_extra)), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
+        logits_sim, target_sim = torch.cat([logits_sim, ls]), torch.cat([target_sim, target_extra])
+        logits_real, target_real = torch.cat([logits_real, lr]), torch.cat([target_real, target_extra])
     loss_sim, loss_real = td_loss(logits_sim, target_sim, "log"), td_loss(logits_real, target_real, "log")
     params = list(nets.q_sim.parameters()) + list(nets.q_real.parameters())  # type: ignore[union-attr]
     total = cfg.lambda_rl * (loss_sim + loss_real)
@@ -951,7 +985,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     t_log, s_log = time.monotonic(), step
     try:
         while step < cfg.steps:
-            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction)
+            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction, q_extra(cfg))
             try:
                 scalars = train_step(nets, batch, cfg, step, cem_gen, device)
             except TrainingDiverged as e:
