@@ -111,3 +111,8 @@ def test_train_resume_of_a_folder_without_config_exits_2(tmp_path, capsys):
 
     assert code == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_eval_q_network_sim_of_a_qtopt_checkpoint_fails_naming_q_sim(tiny_run, capsys):
+    assert main(["eval", "--checkpoint", str(tiny_run), "--q-network", "sim", "--episodes", "2", "--no-progress"]) == 1
+    assert "no Q_sim" in capsys.readouterr().err

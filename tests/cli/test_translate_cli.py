@@ -98,3 +98,19 @@ def test_eval_translation_json_holds_every_metric(grasp_run, capsys):
     r = json.loads(capsys.readouterr().out)
     assert {"g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid", "feature_network", "images"} <= set(r)
     assert r["feature_network"]["note"] == "own-feature FID/KID, not comparable to Inception FID"
+
+
+def test_eval_q_network_sim_acts_with_the_rl_cyclegan_runs_q_sim(grasp_run, capsys):
+    import torch
+
+    from rlcyclegan.rl.checkpoint import load_checkpoint
+    from rlcyclegan.rl.policy import Policy
+
+    ckpt = load_checkpoint(grasp_run)
+    q_sim, q_real = Policy.load(grasp_run, entry="policy_sim").qnet, Policy.load(grasp_run).qnet
+    capsys.readouterr()
+    code = main(["eval", "--checkpoint", str(grasp_run), "--q-network", "sim", "--episodes", "2", "--envs", "2", "--json", "--no-progress"])
+
+    assert code == 0 and json.loads(capsys.readouterr().out)["q_network"] == "sim"
+    assert all(torch.equal(v, ckpt["policy_sim"]["qnet"][k]) for k, v in q_sim.state_dict().items())
+    assert any(not torch.equal(v, q_real.state_dict()[k]) for k, v in q_sim.state_dict().items())

@@ -37,6 +37,9 @@ class EvalConfig:
     """CEM samples per iteration (0: the checkpoint's)."""
     cem_elites: int = 0
     """CEM elites per iteration (0: the checkpoint's)."""
+    q_network: str = "real"
+    """real: the checkpoint's policy (an RL-CycleGAN run's Q_real); sim: an RL-CycleGAN run's Q_sim, e.g.
+    `--q-network sim --domain sim` to see how well Q_sim still acts in sim after joint training."""
     json: bool = False
     """Print the result as JSON."""
     progress: bool = True
@@ -54,7 +57,7 @@ def main(argv: list[str]) -> int:
         result = evaluate_checkpoint(
             cfg.checkpoint, env_id=cfg.env or None, domain=cfg.domain, objects=cfg.objects, episodes=cfg.episodes,
             seed=cfg.seed, envs=cfg.envs, env_kwargs=json.loads(cfg.env_kwargs or "{}"), device=cfg.device, progress=cfg.progress,
-            cem=dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites),
+            cem=dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites), q_network=cfg.q_network,
         )
     except (CheckpointError, ValueError) as e:
         print(f"rlcyclegan eval: {e}", file=sys.stderr)

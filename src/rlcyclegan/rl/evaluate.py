@@ -26,11 +26,13 @@ def evaluate_checkpoint(
     device: str = "auto",
     progress: bool = False,
     cem: dict[str, int] | None = None,
+    q_network: str = "real",
 ) -> dict[str, Any]:
     """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``).
 
     ``cem`` overrides the policy's CEM settings (``iterations``, ``samples``, ``elites``; 0 or missing keeps
-    the checkpoint's).
+    the checkpoint's). ``q_network="sim"`` evaluates an RL-CycleGAN checkpoint's Q_sim instead of its policy
+    Q_real (for a QT-Opt checkpoint, "real" is its one Q-network).
     """
     import gymnasium as gym
     import torch
@@ -40,11 +42,14 @@ def evaluate_checkpoint(
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if q_network not in ("real", "sim"):
+        raise ValueError(f"q_network must be real or sim, got {q_network!r}")
+    entry = "policy_sim" if q_network == "sim" else "policy"
     path = resolve_checkpoint(checkpoint)
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     ckpt = load_checkpoint(path, map_location=dev)
-    policy = Policy.load(path, device=dev, seed=0, cem=cem)
-    trained = ckpt["policy"].get("env", {})
+    policy = Policy.load(path, device=dev, seed=0, cem=cem, entry=entry)
+    trained = ckpt[entry].get("env", {})
     env_id = env_id or trained.get("id")
     if not env_id:
         raise ValueError(f"{path}: the checkpoint does not name its env; pass --env")
@@ -88,5 +93,6 @@ def evaluate_checkpoint(
         "step": ckpt.get("step"),
         "seed": seed,
         "cem": dict(policy.cem),
+        "q_network": q_network,
         "seconds": time.monotonic() - t0,
     }

@@ -66,17 +66,19 @@ class Policy:
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu", seed: int = 0,
-             cem: dict[str, int] | None = None) -> "Policy":
+             cem: dict[str, int] | None = None, entry: str = "policy") -> "Policy":
         """The policy of a QT-Opt (or RL-CycleGAN Q_real) checkpoint file or run folder.
 
         It acts with the checkpoint's CEM (training's) unless ``cem`` overrides some of ``iterations``,
         ``samples`` and ``elites`` (0 keeps the checkpoint's): e.g. ``{"iterations": 3, "samples": 256,
-        "elites": 12}``, the cpu recipe's acting CEM.
+        "elites": 12}``, the cpu recipe's acting CEM. ``entry="policy_sim"`` loads an RL-CycleGAN
+        checkpoint's Q_sim instead (a diagnostic: how well Q_sim still acts in sim).
         """
         ckpt = load_checkpoint(checkpoint, map_location=device)
-        if "policy" not in ckpt:
-            raise CheckpointError(f"{checkpoint}: checkpoint of kind {ckpt.get('kind')!r} holds no policy")
-        p = ckpt["policy"]
+        if not isinstance(ckpt.get(entry), dict):
+            what = "no Q_sim (policy_sim; only RL-CycleGAN checkpoints have one)" if entry == "policy_sim" else f"no {entry}"
+            raise CheckpointError(f"{checkpoint}: checkpoint of kind {ckpt.get('kind')!r} holds {what}")
+        p = ckpt[entry]
         try:
             qnet = GraspQNet(QNetConfig(**p["qnet_config"]))
             qnet.load_state_dict(p["qnet"])
