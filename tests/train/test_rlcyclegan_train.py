@@ -392,6 +392,7 @@ def test_policy_weights_polyak_saves_q_reals_polyak_average_as_the_policy(bandit
     ckpt = load_checkpoint(run)
 
     _assert_state_equal(ckpt["policy"]["qnet"], ckpt["state"]["q_real_polyak"], "policy")
+    _assert_state_equal(ckpt["policy_sim"]["qnet"], ckpt["state"]["q_sim_polyak"], "policy_sim")
     assert any(not torch.equal(v, ckpt["state"]["q_real"][k]) for k, v in ckpt["state"]["q_real_polyak"].items())
 
 

@@ -160,7 +160,8 @@ class RLCycleGANConfig:
     policy_weights: Literal["online", "polyak"] = "online"
     """Which Q_real weights the saved policy (checkpoint `policy` entry, `rlcyclegan eval`, the in-training
     evaluation) uses: the online network, or its Polyak average (Q_real's target network), as QT-Opt's
-    `--policy-weights polyak`, which the cpu experiment recipe uses for both."""
+    `--policy-weights polyak`, which the cpu experiment recipe uses for both. The saved Q_sim (`policy_sim`,
+    `rlcyclegan eval --q-network sim`) follows the same choice."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -945,6 +946,9 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     def real_policy_net() -> GraspQNet:
         return nets.q_real_polyak if cfg.policy_weights == "polyak" else nets.q_real  # type: ignore[return-value]
 
+    def sim_policy_net() -> GraspQNet:  # the same choice for Q_sim (`eval --q-network sim`, Q-consistency)
+        return nets.q_sim_polyak if cfg.policy_weights == "polyak" else nets.q_sim  # type: ignore[return-value]
+
     def checkpoint() -> None:
         payload = {
             "kind": "rlcyclegan",
@@ -959,7 +963,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         }
         if rl:
             payload["policy"] = policy_entry(real_policy_net(), bounds, cfg, image_shape[0])
-            payload["policy_sim"] = policy_entry(nets.q_sim, bounds, cfg, image_shape[0])  # type: ignore[arg-type]
+            payload["policy_sim"] = policy_entry(sim_policy_net(), bounds, cfg, image_shape[0])
         path = save_checkpoint(run / "checkpoints" / f"step_{step:08d}.pt", payload)
         shutil.copyfile(path, run / "checkpoints" / "latest.pt.tmp")
         (run / "checkpoints" / "latest.pt.tmp").replace(run / "checkpoints" / "latest.pt")
