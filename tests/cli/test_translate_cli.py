@@ -114,3 +114,18 @@ def test_eval_q_network_sim_acts_with_the_rl_cyclegan_runs_q_sim(grasp_run, caps
     assert code == 0 and json.loads(capsys.readouterr().out)["q_network"] == "sim"
     assert all(torch.equal(v, ckpt["policy_sim"]["qnet"][k]) for k, v in q_sim.state_dict().items())
     assert any(not torch.equal(v, q_real.state_dict()[k]) for k, v in q_sim.state_dict().items())
+
+
+def test_eval_translate_with_passes_every_observation_through_g(grasp_run, capsys, monkeypatch):
+    from rlcyclegan.rl import translate
+
+    seen: list[tuple] = []
+    real_call = translate.ImageTranslator.__call__
+    monkeypatch.setattr(translate.ImageTranslator, "__call__", lambda self, images: seen.append(np.shape(images)) or real_call(self, images))
+    capsys.readouterr()
+    code = main(["eval", "--checkpoint", str(grasp_run), "--translate-with", str(grasp_run), "--domain", "sim", "--episodes", "2",
+                 "--envs", "2", "--json", "--no-progress"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["translate_with"] == str(grasp_run) and result["domain"] == "sim"
+    assert len(seen) >= 2 and all(s == (IMAGE_SIZE, IMAGE_SIZE, 3) for s in seen)

@@ -27,12 +27,16 @@ def evaluate_checkpoint(
     progress: bool = False,
     cem: dict[str, int] | None = None,
     q_network: str = "real",
+    translate_with: str | Path | None = None,
 ) -> dict[str, Any]:
     """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``).
 
     ``cem`` overrides the policy's CEM settings (``iterations``, ``samples``, ``elites``; 0 or missing keeps
     the checkpoint's). ``q_network="sim"`` evaluates an RL-CycleGAN checkpoint's Q_sim instead of its policy
-    Q_real (for a QT-Opt checkpoint, "real" is its one Q-network).
+    Q_real (for a QT-Opt checkpoint, "real" is its one Q-network). ``translate_with`` (a checkpoint or run with
+    a sim-to-real generator) passes every observation image through its G first: e.g. a policy trained on
+    G(sim) evaluated on G(sim) in the `sim` domain, to tell how much of its gap in `real` is left between
+    G(x) and real images.
     """
     import gymnasium as gym
     import torch
@@ -58,6 +62,11 @@ def evaluate_checkpoint(
         kwargs.update(domain=domain, objects=objects)
     kwargs.update(env_kwargs or {})
     env_list = [gym.make(env_id, **kwargs) for _ in range(min(envs, episodes))]
+    if translate_with is not None:
+        from rlcyclegan.rl.translate import ImageTranslator, TranslatedObservations
+
+        translator = ImageTranslator.load(translate_with, device=dev)
+        env_list = [TranslatedObservations(e, translator) for e in env_list]
     space = env_list[0].observation_space
     img_shape = (space["image"] if isinstance(space, gym.spaces.Dict) else space).shape
     if img_shape[0] != policy.qnet.cfg.image_size:
@@ -94,5 +103,6 @@ def evaluate_checkpoint(
         "seed": seed,
         "cem": dict(policy.cem),
         "q_network": q_network,
+        "translate_with": None if translate_with is None else str(translate_with),
         "seconds": time.monotonic() - t0,
     }
