@@ -493,3 +493,80 @@ def test_a_run_with_a_larger_q_batch_trains_and_resumes_exactly(bandit_data, rea
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
     assert a["step"] == b["step"] == 12
     _assert_state_equal(a["state"], b["state"], "state")
+
+
+# ------------------------------------------------------------------------------------ on-policy collection
+def test_sample_batch_draws_the_online_fraction_of_sim_rows_from_the_on_policy_buffer(bandit_data):
+    from rlcyclegan.rl.replay import ReplayBuffer
+    from rlcyclegan.train.rlcyclegan import RealData, episode_buffer
+
+    sim = episode_buffer([bandit_data])
+    eps = random_bandit_episodes(20, seed=7)
+    for e in eps:
+        e.images[:] = 255  # on-policy rows are recognisable by their all-white images
+    online = ReplayBuffer(100, sim.image_shape, 0, 1)
+    online.add_episodes(eps)
+    real = RealData(None, sim.image[:5])
+    batch = sample_batch(sim, real, 16, np.random.default_rng(0), torch.device("cpu"), q_extra=8, online=online, online_fraction=0.25)
+
+    white = lambda t: int((t.flatten(1) == 255).all(1).sum())  # noqa: E731
+    assert white(batch["sim"]["image"]) == 4 and white(batch["sim_q"]["image"]) == 2
+
+
+def test_without_an_online_buffer_sample_batch_draws_what_it_drew_before(bandit_data):
+    from rlcyclegan.train.rlcyclegan import RealData, episode_buffer
+
+    sim = episode_buffer([bandit_data])
+    real = RealData(None, sim.image[:5])
+    a = sample_batch(sim, real, 8, np.random.default_rng(3), torch.device("cpu"), done_fraction=0.5)
+    expected = sim.sample(8, np.random.default_rng(3), 0.5)
+    assert torch.equal(a["sim"]["image"], torch.as_tensor(expected["image"]))
+
+
+def online_config(bandit_data, real_data, out: Path, name: str, **overrides):
+    settings = dict(online=True, online_start=2, collect_every=3, collect_episodes=3, collect_envs=2, online_ramp=4, steps=10,
+                    checkpoint_every=5, keep_checkpoints=2)
+    return config(bandit_data, real_data["images"], out, name, **{**settings, **overrides})
+
+
+def test_online_collection_plays_rounds_of_sim_episodes_into_run_online(bandit_data, real_data, tmp_path):
+    import gymnasium as gym
+
+    from rlcyclegan.data.store import list_shards, read_shard
+
+    run = train_rlcyclegan(online_config(bandit_data, real_data, tmp_path, "online"))
+    ckpt = load_checkpoint(run)
+    shards = list_shards(run / "online")
+    episodes = [e for s in shards for e in read_shard(s).episodes()]
+
+    assert ckpt["rounds"] == 3 and ckpt["online_episodes"] == 9  # rounds at steps 2, 5 and 8
+    assert len(shards) == 3 and [e.index for e in episodes] == list(range(9))
+    env = gym.make(BANDIT_ID)
+    first_obs, _ = env.reset(seed=episodes[0].seed)
+    assert np.array_equal(episodes[0].images[0], first_obs)  # the sim frame is stored, not G(x)
+
+
+def test_a_run_killed_after_an_unsaved_collection_round_resumes_to_the_uninterrupted_state(bandit_data, real_data, tmp_path):
+    import shutil
+
+    full = train_rlcyclegan(online_config(bandit_data, real_data, tmp_path, "full"))
+    killed = tmp_path / "killed"
+    shutil.copytree(full, killed)
+    # as if killed after step 8's collection round: the latest checkpoint is step 5's, a round file is newer
+    shutil.copyfile(killed / "checkpoints" / "step_00000005.pt", killed / "checkpoints" / "latest.pt")
+    resumed = train_rlcyclegan(online_config(bandit_data, real_data, tmp_path, "killed"), resume=killed)
+
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    assert b["step"] == 10 and (a["rounds"], a["online_episodes"]) == (b["rounds"], b["online_episodes"]) == (3, 9)
+    _assert_state_equal(a["state"], b["state"], "state")
+    _assert_state_equal(a["rng"], b["rng"], "rng")
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(method="cyclegan"), "online collection needs method rlcyclegan"),
+    (dict(online_fraction=1.5), "online_fraction"),
+    (dict(collect_envs=0), "collect_envs"),
+])
+def test_bad_online_settings_are_refused_naming_them(bandit_data, real_data, tmp_path, fields, message):
+    with pytest.raises(ValueError, match=message):
+        train_rlcyclegan(online_config(bandit_data, real_data, tmp_path, "bad", **fields))

@@ -56,6 +56,16 @@ ADDED_FIELDS = ("aux_weight", "aux_actions", "aux_domains", "policy_weights", "p
 """Config fields added after experiments were already run: at their default value they are left out of
 config hashes, and a saved config without them reads as having the default, so runs finished or
 interrupted before a field existed still count as the same recipe. Append every new training field here."""
+ADDED_RLCYCLEGAN_FIELDS = ("online", "collect_policy", "collect_domain", "collect_objects", "online_start", "collect_every",
+                           "collect_episodes", "collect_envs", "online_capacity", "online_fraction", "online_ramp", "epsilon", "noise")
+"""As ADDED_FIELDS, for `train rlcyclegan` configs only (QT-Opt has fields of these names since its first run)."""
+
+
+def added_fields(cfg: Any) -> tuple[str, ...]:
+    """ADDED_FIELDS, plus ADDED_RLCYCLEGAN_FIELDS for an RL-CycleGAN config."""
+    return ADDED_FIELDS + (ADDED_RLCYCLEGAN_FIELDS if isinstance(cfg, rc.RLCycleGANConfig) else ())
+
+
 RESULTS_NAME = "results.jsonl"
 EXPERIMENT_NAME = "experiment.json"
 
@@ -292,9 +302,9 @@ def normalized_config(cfg: Any, out: Path) -> dict:
             return [norm(x) for x in v]
         return v
 
-    defaults = field_defaults(cfg)
+    defaults, added = field_defaults(cfg), added_fields(cfg)
     return {k: norm(v) for k, v in to_jsonable(cfg).items()
-            if k not in RUNTIME_FIELDS and not (k in ADDED_FIELDS and k in defaults and v == defaults[k])}
+            if k not in RUNTIME_FIELDS and not (k in added and k in defaults and v == defaults[k])}
 
 
 def field_defaults(cfg: Any) -> dict:
@@ -394,7 +404,7 @@ def check_resumable(stage: Stage, folder: Path) -> None:
     saved = json.loads(saved_path.read_text())
     now = to_jsonable(stage.config)
     defaults = field_defaults(stage.config)
-    saved = {**{k: defaults[k] for k in ADDED_FIELDS if k in defaults and k in now}, **saved}
+    saved = {**{k: defaults[k] for k in added_fields(stage.config) if k in defaults and k in now}, **saved}
     diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v}
     if diff:
         raise ExperimentError(f"{folder}: interrupted with another config (field: (saved, recipe)): {diff}; "
@@ -467,7 +477,7 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     policy = run.folder / run.spec.policy_stage
     onpolicy = stage_info[run.spec.policy_stage]["online_episodes"]
     policy_cfg = next(s.config for s in run.stages if s.name == run.spec.policy_stage)
-    onpolicy_domain = getattr(policy_cfg, "domain", None) if getattr(policy_cfg, "online", False) else None
+    onpolicy_domain = getattr(policy_cfg, "domain", getattr(policy_cfg, "collect_domain", None)) if getattr(policy_cfg, "online", False) else None
     train_seconds = sum(info["elapsed"] for info in stage_info.values())
     kwargs = {"image_size": ctx.image_size(), **json.loads(ctx.env_kwargs_json() or "{}")}
     recipe = RECIPES[plan.preset]

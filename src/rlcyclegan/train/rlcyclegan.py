@@ -45,7 +45,8 @@ import torch
 from torch import nn
 
 from rlcyclegan.data.dataset import EpisodeDataset, load_image_array, load_image_folder
-from rlcyclegan.data.store import list_shards, read_shard
+from rlcyclegan.data.schema import parse_shard_name, shard_name
+from rlcyclegan.data.store import Episode, list_shards, read_shard, write_shard
 from rlcyclegan.losses.cyclegan import (
     LossWeights,
     cycle_loss,
@@ -62,7 +63,9 @@ from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import AuxSpec, aux_actions, aux_spec, auxiliary_loss, lagged_update, polyak_update, qtopt_targets, td_loss
-from rlcyclegan.rl.replay import ReplayBuffer
+from rlcyclegan.rl.replay import ReplayBuffer, sample_mixed
+from rlcyclegan.rl.actor import run_episodes
+from rlcyclegan.rl.translate import ImageTranslator
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
     claim_run,
@@ -79,7 +82,7 @@ from rlcyclegan.train.common import (
     to_jsonable,
     write_json_atomic,
 )
-from rlcyclegan.train.qtopt import evaluate
+from rlcyclegan.train.qtopt import ONLINE_SEED, evaluate, online_mix, without_privileged
 
 METHODS = ("rlcyclegan", "cyclegan", "gan")
 RESUMABLE_CHANGES = ("steps", "max_minutes", "progress", "out", "name", "threads", "device")
@@ -204,6 +207,41 @@ class RLCycleGANConfig:
     pool_size: int = 50
     """Generated images kept in each discriminator's history pool (0 = no pool)."""
 
+    # ---- on-policy sim collection (method rlcyclegan; QT-Opt's on-policy data)
+    online: bool = False
+    """Collect on-policy sim episodes during training, as QT-Opt does: every ``collect_every`` steps the
+    collecting policy (``collect_policy``) plays ``collect_episodes`` episodes with exploration in the sim env;
+    they go to an on-policy buffer that supplies up to ``online_fraction`` of every sim batch (all of its uses:
+    the GAN, the RL-scene loss and both TD losses) and to RUN/online on disk (a resumed run reloads them).
+    Off by default (the paper trains on the stored sim data); the offline-only Q_real lags a QT-Opt policy
+    trained on G(sim) with on-policy data (docs/rlcyclegan.md)."""
+    collect_policy: Literal["real", "sim"] = "real"
+    """Which Q-network collects: "real" = Q_real acting on G(x), the translated sim frames (the policy that will
+    run on the robot, so it visits the states it will meet), "sim" = Q_sim acting on the sim frames x. The online
+    weights act (as in QT-Opt); the stored episodes hold the sim frames."""
+    collect_domain: str = "sim"
+    """Visual domain of the collection envs (rlcyclegan envs); it must look like the sim data."""
+    collect_objects: str = "train"
+    """Object set of the collection envs (rlcyclegan envs)."""
+    online_start: int = 1000
+    """First training step at which on-policy collection starts."""
+    collect_every: int = 250
+    """Training steps between collection rounds."""
+    collect_episodes: int = 25
+    """Episodes per collection round."""
+    collect_envs: int = 16
+    """Envs stepped in lockstep while collecting (CEM and G run batched over them)."""
+    online_capacity: int = 40_000
+    """Transitions kept in the on-policy ring buffer."""
+    online_fraction: float = 0.5
+    """Share of each sim batch drawn from the on-policy buffer once it holds ``online_ramp`` transitions."""
+    online_ramp: int = 10_000
+    """On-policy transitions at which ``online_fraction`` is reached; below, the share grows in proportion."""
+    epsilon: float = 0.05
+    """Probability of a uniform random action per step while collecting."""
+    noise: float = 0.1
+    """Std of Gaussian noise on the CEM action while collecting (fraction of the half range)."""
+
     # ---- evaluation (Q_real as a greedy CEM policy), logging, checkpoints
     env: str = "rlcyclegan/Grasp-v0"
     """Gymnasium env id Q_real is evaluated in (and whose action bounds CEM uses)."""
@@ -300,6 +338,17 @@ def check_config(cfg: RLCycleGANConfig) -> None:
         problems.append("q_batch_size > batch_size needs q_real_bootstrap 'sim'")
     if not 0 <= cfg.done_fraction <= 1:
         problems.append(f"done_fraction must be in [0, 1] (got {cfg.done_fraction})")
+    if cfg.online:
+        if cfg.method != "rlcyclegan":
+            problems.append(f"online collection needs method rlcyclegan (a Q-network to act; got {cfg.method!r})")
+        if cfg.collect_policy not in ("real", "sim"):
+            problems.append(f"collect_policy must be real or sim (got {cfg.collect_policy!r})")
+        if not 0 <= cfg.online_fraction <= 1:
+            problems.append(f"online_fraction must be in [0, 1] (got {cfg.online_fraction})")
+        if min(cfg.collect_every, cfg.collect_episodes, cfg.collect_envs, cfg.online_capacity) < 1 or cfg.online_start < 0:
+            problems.append("collect_every, collect_episodes, collect_envs and online_capacity must be >= 1, online_start >= 0")
+        if not 0 <= cfg.epsilon <= 1 or cfg.noise < 0:
+            problems.append(f"epsilon must be in [0, 1] and noise >= 0 (got {cfg.epsilon}, {cfg.noise})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
         problems.append("rl_scene_warmup and pool_size must be >= 0, checkpoint_every and log_every >= 1")
     for name in ("lambda_gan", "lambda_cycle", "lambda_rl_scene", "lambda_rl", "lambda_identity"):
@@ -388,21 +437,22 @@ def load_real(paths: list[Path], image_shape, state_dim: int, action_dim: int) -
 
 
 def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Generator, device: torch.device,
-                 done_fraction: float = 0.0, q_extra: int = 0) -> dict:
+                 done_fraction: float = 0.0, q_extra: int = 0, online: ReplayBuffer | None = None, online_fraction: float = 0.0) -> dict:
     """{"sim": the replay fields of n sim transitions, "real": {"image"} or the replay fields of n real ones}, as tensors.
 
     Real images-only data has no actions or states: the y-side RL-scene terms then use the sim
     batch's actions and states (row i of y is scored with the action of sim transition i).
     ``done_fraction`` of the transitions are drawn among terminal ones (see RLCycleGANConfig.done_fraction).
     ``q_extra`` > 0 adds "sim_q": that many more sim transitions for the Q-networks' TD loss only
-    (RLCycleGANConfig.q_batch_size), drawn after the others.
+    (RLCycleGANConfig.q_batch_size), drawn after the others. With an ``online`` buffer, ``online_fraction`` of
+    each sim draw comes from it (:func:`sample_mixed`; without one the draws are exactly ``sim.sample``'s).
     """
-    s = sim.sample(n, rng, done_fraction)
+    s = sample_mixed(sim, online, n, online_fraction, rng, done_fraction)
     r = real.buffer.sample(n, rng, done_fraction) if real.buffer is not None else {"image": real.images[rng.integers(0, len(real.images), n)]}  # type: ignore[index]
     to = lambda d: {k: torch.as_tensor(v).to(device) for k, v in d.items()}  # noqa: E731
     batch = {"sim": to(s), "real": to(r)}
     if q_extra > 0:
-        batch["sim_q"] = to(sim.sample(q_extra, rng, done_fraction))
+        batch["sim_q"] = to(sample_mixed(sim, online, q_extra, online_fraction, rng, done_fraction))
     return batch
 
 
@@ -877,6 +927,29 @@ def load_generator(ckpt_or_run: str | Path, direction: Literal["sim2real", "real
     return _load_generator(ckpt_or_run, direction, device)
 
 
+# ===================================================================================== on-policy collection
+def collect_env_kwargs(cfg: RLCycleGANConfig, image_size: int) -> dict:
+    """Constructor arguments of the collection envs (sim look, training objects for rlcyclegan envs)."""
+    return eval_env_kwargs(replace(cfg, eval_domain=cfg.collect_domain, eval_objects=cfg.collect_objects), image_size)
+
+
+def collect_episodes(envs: list, q: GraspQNet, generator: nn.Module | None, bounds: tuple, cfg: RLCycleGANConfig,
+                     seeds: list[int], first_index: int, rng_seed: int, device: torch.device) -> list[Episode]:
+    """One collection round: ``q`` (a copy holding the acting weights) plays one episode per seed in ``envs``
+    by CEM with epsilon-random actions and Gaussian noise; with a ``generator`` (a copy of G) it sees G(x),
+    the translated frames, and acts as Q_real would on the robot. The episodes hold the envs' own (sim) frames.
+    Depends only on the weights, seeds and rng_seed, so a resumed run recollects a lost round identically."""
+    policy = Policy(q, bounds[0], bounds[1], device=device, seed=rng_seed,
+                    cem_iterations=cfg.cem_iterations, cem_samples=cfg.cem_samples, cem_elites=cfg.cem_elites)
+    translate = ImageTranslator(generator, device) if generator is not None else None
+
+    def act(obs: dict) -> np.ndarray:
+        seen = {**obs, "image": translate(obs["image"])} if translate is not None else obs
+        return policy.act(seen, epsilon=cfg.epsilon, noise=cfg.noise)
+
+    return run_episodes(envs, act, seeds, first_index)
+
+
 # ===================================================================================== training
 def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     """Train (or resume) an RL-CycleGAN / CycleGAN / GAN run; returns the run folder."""
@@ -933,14 +1006,27 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     eval_envs = [gym.make(cfg.env, **eval_env_kwargs(cfg, image_shape[0])) for _ in range(cfg.eval_envs)] if do_eval else []
     eval_policy = (Policy(GraspQNet(nets.q_real.cfg), bounds[0], bounds[1], device=device, seed=cfg.seed + 2,  # type: ignore[union-attr,index]
                           cem_iterations=cfg.cem_iterations, cem_samples=cfg.cem_samples, cem_elites=cfg.cem_elites) if do_eval else None)
-    step = 0
+    # on-policy collection: a buffer, envs, and copies of the acting Q (and G) refreshed every round
+    online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim, sim.privileged_dim) if cfg.online else None
+    collect_envs = [gym.make(cfg.env, **collect_env_kwargs(cfg, image_shape[0])) for _ in range(cfg.collect_envs)] if cfg.online else []
+    actor_q = GraspQNet(nets.q_real.cfg).to(device) if cfg.online else None  # type: ignore[union-attr]
+    actor_g = make_generator(nets.G.cfg).to(device) if cfg.online and cfg.collect_policy == "real" else None
+    online_dir = run / "online"
+    step, rounds, online_episodes = 0, 0, 0
     metrics = MetricsLog(run / "metrics.jsonl")
     if ckpt is not None:  # after every construction, so nothing draws from the restored RNGs before the loop
         nets.load_state_dicts(ckpt["state"], device)
         restore_rng_state(ckpt["rng"], sample_rng, cem_gen)
-        step = ckpt["step"]
+        step, rounds, online_episodes = ckpt["step"], ckpt.get("rounds", 0), ckpt.get("online_episodes", 0)
         metrics.truncate_after(step)
-        print(f"resumed {run} at step {step}")
+        for path in list_shards(online_dir) if online is not None and online_dir.exists() else []:
+            if parse_shard_name(path.name) < online_episodes:
+                online.add_episodes(without_privileged(read_shard(path).episodes(), use_aux))  # type: ignore[union-attr]
+            else:
+                path.unlink()  # collected after the checkpoint: recollected identically below
+        print(f"resumed {run} at step {step}" + (f" ({rounds} on-policy rounds, {online_episodes} episodes)" if cfg.online else ""))
+    elif online_dir.exists():
+        shutil.rmtree(online_dir)
     writer = SummaryWriter(str(run / "tb"), purge_step=step if ckpt else None)
 
     def real_policy_net() -> GraspQNet:
@@ -959,6 +1045,8 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
                                    if nets.F is not None else None),
             "rng": rng_state(sample_rng, cem_gen),
             "step": step,
+            "rounds": rounds,
+            "online_episodes": online_episodes,
             "elapsed": clock(),
         }
         if rl:
@@ -983,13 +1071,36 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         writer.add_scalar("eval/mean_length", res["mean_length"], step)
         return rec
 
+    def collect_round() -> None:
+        """QT-Opt's on-policy collection (RLCycleGANConfig.online): the current online Q_real on G(x) (or Q_sim
+        on x) plays a round of sim episodes; they enter the on-policy buffer and RUN/online."""
+        nonlocal rounds, online_episodes
+        actor_q.load_state_dict((nets.q_real if cfg.collect_policy == "real" else nets.q_sim).state_dict())  # type: ignore[union-attr]
+        if actor_g is not None:
+            actor_g.load_state_dict(nets.G.state_dict())
+        first = online_episodes
+        seeds = [ONLINE_SEED + cfg.seed * 10_000_000 + first + i for i in range(cfg.collect_episodes)]
+        eps = collect_episodes(collect_envs, actor_q, actor_g, bounds, cfg, seeds, first, cfg.seed * 1_000_003 + rounds, device)  # type: ignore[arg-type]
+        write_shard(online_dir / shard_name(first), eps, env_id=cfg.env, domain=cfg.collect_domain, objects=cfg.collect_objects,
+                    policy=f"rlcyclegan-q_{cfg.collect_policy}", env_kwargs=collect_env_kwargs(cfg, image_shape[0]),
+                    extra_attrs={"round": rounds, "step": step})
+        online.add_episodes(without_privileged(eps, use_aux))  # type: ignore[union-attr]
+        rounds += 1
+        online_episodes += len(eps)
+        writer.add_scalar("collect/success", float(np.mean([e.success for e in eps])), step)
+        writer.add_scalar("collect/online_transitions", len(online), step)  # type: ignore[arg-type]
+
     # ---- the loop
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.method} {run.name}", unit="step", disable=not cfg.progress, dynamic_ncols=True)
     last_rec: dict = {}
     t_log, s_log = time.monotonic(), step
     try:
         while step < cfg.steps:
-            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction, q_extra(cfg))
+            if online is not None and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 \
+                    and rounds <= (step - cfg.online_start) // cfg.collect_every:
+                collect_round()
+            frac = online_mix(cfg, len(online)) if online is not None else 0.0  # type: ignore[arg-type]
+            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction, q_extra(cfg), online, frac)
             try:
                 scalars = train_step(nets, batch, cfg, step, cem_gen, device)
             except TrainingDiverged as e:
@@ -1000,6 +1111,8 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
                 now = time.monotonic()
                 scalars = {k: float(v) for k, v in scalars.items()}
                 scalars.update({"perf/steps_per_second": (step - s_log) / max(now - t_log, 1e-9), "perf/wall_minutes": clock() / 60})
+                if online is not None:
+                    scalars["data/online_fraction"] = frac
                 for k, v in scalars.items():
                     writer.add_scalar(k, v, step)
                 t_log, s_log = now, step
@@ -1016,7 +1129,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     finally:
         bar.close()
         writer.close()
-        for e in eval_envs:
+        for e in eval_envs + collect_envs:
             e.close()
         release_run(run)
     if last_rec:
