@@ -314,6 +314,17 @@ def test_fields_added_later_at_their_default_leave_the_config_hash_unchanged():
     assert config_hash([dataclasses.replace(stage, config=changed)], Path("x")) != before
 
 
+def test_rlcyclegan_fields_added_later_leave_its_hash_unchanged_but_qtopts_same_named_fields_count():
+    runs = {r.method: r for r in plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",)).runs}
+    rl_hashed = runner.normalized_config(runs["rl-cyclegan"].stages[0].config, Path("x"))
+    qt_hashed = runner.normalized_config(runs["sim-only"].stages[0].config, Path("x"))
+
+    assert not set(runner.ADDED_RLCYCLEGAN_FIELDS) & set(rl_hashed)
+    assert {"online", "online_start", "collect_every", "epsilon"} <= set(qt_hashed)  # QT-Opt always had them
+    online = dataclasses.replace(runs["rl-cyclegan"].stages[0].config, online=True)
+    assert runner.normalized_config(online, Path("x"))["online"] is True
+
+
 def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
     out = tmp_path / "zs"
     plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
