@@ -570,3 +570,30 @@ def test_a_run_killed_after_an_unsaved_collection_round_resumes_to_the_uninterru
 def test_bad_online_settings_are_refused_naming_them(bandit_data, real_data, tmp_path, fields, message):
     with pytest.raises(ValueError, match=message):
         train_rlcyclegan(online_config(bandit_data, real_data, tmp_path, "bad", **fields))
+
+
+# ------------------------------------------------------------------------------------ Q-input shifts
+def test_shift_images_moves_each_image_by_at_most_pad_pixels_and_passes_gradients():
+    from rlcyclegan.train.rlcyclegan import shift_images
+
+    images = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6).requires_grad_(True)
+    out = shift_images(images, 1, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(images.detach(), (1, 1, 1, 1), mode="replicate")
+    crops = [{(dy, dx) for dy in range(3) for dx in range(3) if torch.equal(out[i].detach(), padded[i, :, dy:dy + 6, dx:dx + 6])} for i in range(2)]
+
+    assert out.shape == images.shape and all(crops)
+    out.sum().backward()
+    assert images.grad is not None and images.grad.sum() == images.numel()
+    assert shift_images(images, 0, None) is images
+
+
+def test_a_run_with_shifted_q_inputs_trains_and_resumes_exactly(bandit_data, real_data, tmp_path):
+    cfg = config(bandit_data, real_data["episodes"], tmp_path, name="full", augment_shift=2, steps=8, checkpoint_every=4, rl_scene_warmup=2)
+    train_rlcyclegan(cfg)
+    train_rlcyclegan(replace(cfg, name="half", steps=4))
+    train_rlcyclegan(replace(cfg, name="half"), resume=tmp_path / "half")
+    plain = train_rlcyclegan(replace(cfg, name="plain", augment_shift=0))
+
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
+    _assert_state_equal(a["state"], b["state"], "state")
+    assert any(not torch.equal(v, load_checkpoint(plain)["state"]["q_real"][k]) for k, v in a["state"]["q_real"].items())

@@ -57,7 +57,7 @@ ADDED_FIELDS = ("aux_weight", "aux_actions", "aux_domains", "policy_weights", "p
 config hashes, and a saved config without them reads as having the default, so runs finished or
 interrupted before a field existed still count as the same recipe. Append every new training field here."""
 ADDED_RLCYCLEGAN_FIELDS = ("online", "collect_policy", "collect_domain", "collect_objects", "online_start", "collect_every",
-                           "collect_episodes", "collect_envs", "online_capacity", "online_fraction", "online_ramp", "epsilon", "noise")
+                           "collect_episodes", "collect_envs", "online_capacity", "online_fraction", "online_ramp", "epsilon", "noise", "augment_shift")
 """As ADDED_FIELDS, for `train rlcyclegan` configs only (QT-Opt has fields of these names since its first run)."""
 
 

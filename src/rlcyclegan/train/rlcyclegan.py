@@ -165,6 +165,11 @@ class RLCycleGANConfig:
     evaluation) uses: the online network, or its Polyak average (Q_real's target network), as QT-Opt's
     `--policy-weights polyak`, which the cpu experiment recipe uses for both. The saved Q_sim (`policy_sim`,
     `rlcyclegan eval --q-network sim`) follows the same choice."""
+    augment_shift: int = 0
+    """Random shift (pixels, replicate padding, as QT-Opt's ``augment_shift``) of every image a Q-network sees in
+    training: the RL-scene inputs (which are also the online TD inputs), the TD targets' next images and the
+    auxiliary-loss inputs; each image gets its own shift. 0 = off. The gradient into G and F flows through the
+    shift. Meant to keep Q_real from reading pixel-exact traces of G that real images do not have."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -350,6 +355,8 @@ def check_config(cfg: RLCycleGANConfig) -> None:
             problems.append("collect_every, collect_episodes, collect_envs and online_capacity must be >= 1, online_start >= 0")
         if not 0 <= cfg.epsilon <= 1 or cfg.noise < 0:
             problems.append(f"epsilon must be in [0, 1] and noise >= 0 (got {cfg.epsilon}, {cfg.noise})")
+    if cfg.augment_shift < 0:
+        problems.append(f"augment_shift must be >= 0 (got {cfg.augment_shift})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
         problems.append("rl_scene_warmup and pool_size must be >= 0, checkpoint_every and log_every >= 1")
     for name in ("lambda_gan", "lambda_cycle", "lambda_rl_scene", "lambda_rl", "lambda_identity"):
@@ -579,6 +586,21 @@ def q_from_gan(image: torch.Tensor) -> torch.Tensor:
     return 0.5 * image.float()
 
 
+def shift_images(images: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Shift each float (B, C, H, W) image by up to ``pad`` pixels in x and y (edges replicated), differentiably;
+    ``pad`` 0 returns the images unchanged. Offsets come from ``generator`` (on the images' device)."""
+    if pad <= 0:
+        return images
+    if generator is None:
+        raise ValueError("shift_images: a torch.Generator is needed for augment_shift > 0")
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=generator.device).to(images.device)
+    rows = (offsets[:, 0, None] + torch.arange(h, device=images.device))[:, :, None]  # (B, H, 1)
+    cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, W)
+    return padded[torch.arange(b, device=images.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
 def image_distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.nn.functional.mse_loss(a, b) if kind == "mse" else torch.nn.functional.l1_loss(a, b)
 
@@ -594,28 +616,36 @@ def rl_scene_weight(cfg: RLCycleGANConfig, step: int) -> float:
 
 
 def rl_scene_q_values(nets: Nets, batch: dict, x: torch.Tensor, gx: torch.Tensor, fgx: torch.Tensor, y: torch.Tensor,
-                      fy: torch.Tensor, gfy: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                      fy: torch.Tensor, gfy: torch.Tensor, augment=None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """The six Q-values (probabilities) of the RL-scene loss, with one encode and one head call per Q-network.
 
     Q_sim sees [x, F(G(x)), F(y)], Q_real sees [G(x), y, G(F(y))]; x-side rows use the sim actions a,
     y-side rows the real transitions' actions (or the sim ones for images-only real data).
+    ``augment`` (images -> images, e.g. :func:`shift_images`) is applied to each Q-network's input.
     Returns (values by name, Q_sim logits (3B,), Q_real logits (3B,)) in that row order.
     """
     sim = batch["sim"]
+    aug = augment if augment is not None else (lambda t: t)
     s_y, a_y = y_actions(batch)
     n = len(x)
     logits_sim = nets.q_sim.head(  # type: ignore[union-attr]
-        nets.q_sim.encode(torch.cat([q_image(sim["image"]), q_from_gan(fgx), q_from_gan(fy)])),  # type: ignore[union-attr]
+        nets.q_sim.encode(aug(torch.cat([q_image(sim["image"]), q_from_gan(fgx), q_from_gan(fy)]))),  # type: ignore[union-attr]
         torch.cat([sim["state"], sim["state"], s_y]), torch.cat([sim["action"], sim["action"], a_y])).float()
     logits_real = nets.q_real.head(  # type: ignore[union-attr]
-        nets.q_real.encode(torch.cat([q_from_gan(gx), q_image(batch["real"]["image"]), q_from_gan(gfy)])),  # type: ignore[union-attr]
+        nets.q_real.encode(aug(torch.cat([q_from_gan(gx), q_image(batch["real"]["image"]), q_from_gan(gfy)]))),  # type: ignore[union-attr]
         torch.cat([sim["state"], s_y, s_y]), torch.cat([sim["action"], a_y, a_y])).float()
     qs, qr = torch.sigmoid(logits_sim), torch.sigmoid(logits_real)
     values = {"q_x": qs[:n], "q_x2": qs[n:2 * n], "q_y1": qs[2 * n:], "q_x1": qr[:n], "q_y": qr[n:2 * n], "q_y2": qr[2 * n:]}
     return values, logits_sim, logits_real
 
 
-def generator_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, device: torch.device) -> tuple[dict, dict]:
+def q_augment(cfg: RLCycleGANConfig, generator: torch.Generator | None):
+    """The training-time augmentation of Q-network inputs (RLCycleGANConfig.augment_shift), or None when off."""
+    return (lambda t: shift_images(t, cfg.augment_shift, generator)) if cfg.augment_shift > 0 else None
+
+
+def generator_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, device: torch.device,
+                   aug_gen: torch.Generator | None = None) -> tuple[dict, dict]:
     """Updates G and F: lambda_GAN (L_GAN(G, D_Y) + L_GAN(F, D_X)) + lambda_cycle L_cyc (+ lambda_id L_id)
     + lambda_RL-scene L_RL-scene. D_X and D_Y get no gradient (requires_grad off during the step). The
     RL-scene loss also leaves gradients on Q_sim and Q_real when rl_scene_updates_q (applied by
@@ -648,7 +678,7 @@ def generator_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, de
             if cfg.lambda_identity > 0:
                 terms["identity"] = identity_loss(x, nets.F(x).float(), y, nets.G(y).float(), cfg.cycle_distance)
             if nets.q_sim is not None:
-                qv, logits_sim, logits_real = rl_scene_q_values(nets, batch, x, gx, fgx, y, fy, gfy)
+                qv, logits_sim, logits_real = rl_scene_q_values(nets, batch, x, gx, fgx, y, fy, gfy, q_augment(cfg, aug_gen))
                 scene = rl_scene_terms(qv["q_x"], qv["q_x1"], qv["q_x2"], qv["q_y"], qv["q_y1"], qv["q_y2"], cfg.rl_scene_distance)
                 scene_loss = torch.stack(list(scene.values())).sum()
                 if lam_scene > 0:  # during the warmup the values are only logged
@@ -703,31 +733,32 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
     gradients add to those the RL-scene loss left on the Q-networks (rl_scene_updates_q).
     """
     sim, real = batch["sim"], batch["real"]
+    aug = q_augment(cfg, cem_gen) or (lambda t: t)  # augment_shift: every image a Q-network sees, targets' included
     fields = ("state", "next_state", "action", "reward", "done")
     extra = batch.get("sim_q")  # q_batch_size: more sim transitions for TD only, one CEM with the others
     target_src = sim if extra is None else {k: torch.cat([sim[k], extra[k]]) for k in ("next_image", *fields)}
-    target_all = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**target_src, "next_image": q_image(target_src["next_image"])}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
+    target_all = td_target(nets.q_sim_polyak, nets.q_sim_lagged, {**target_src, "next_image": aug(q_image(target_src["next_image"]))}, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
     target_x, target_extra = target_all[: len(sim["reward"])], target_all[len(sim["reward"]):]
     target_sim = torch.cat([target_x, target_x])
     if cfg.q_real_bootstrap == "own":
         with torch.no_grad(), autocast(device, cfg.amp):
             gx_next = nets.G(to_gan_input(sim["next_image"])).float()
-        real_b = {"next_image": q_from_gan(gx_next), **{k: sim[k] for k in fields}}
+        real_b = {"next_image": aug(q_from_gan(gx_next)), **{k: sim[k] for k in fields}}
         if "action" in real:
-            real_b = {"next_image": torch.cat([real_b["next_image"], q_image(real["next_image"])]), **{k: torch.cat([sim[k], real[k]]) for k in fields}}
+            real_b = {"next_image": torch.cat([real_b["next_image"], aug(q_image(real["next_image"]))]), **{k: torch.cat([sim[k], real[k]]) for k in fields}}
         target_real = td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
     else:  # r + gamma V_sim(x') for (G(x), a); Q_real's own targets only for real transitions
         target_real = target_x
         if "action" in real:
-            real_b = {"next_image": q_image(real["next_image"]), **{k: real[k] for k in fields}}
+            real_b = {"next_image": aug(q_image(real["next_image"])), **{k: real[k] for k in fields}}
             target_real = torch.cat([target_x, td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)])  # type: ignore[arg-type]
     logits_sim, logits_real = fakes["logits_sim"], fakes["logits_real"]
     if extra is not None:  # Q_sim on x, Q_real on G(x) (no gradient to G), both against Q_sim's targets at x'
         with torch.no_grad(), autocast(device, cfg.amp):
             gx_extra = nets.G(to_gan_input(extra["image"])).float()
         with autocast(device, cfg.amp):
-            ls = nets.q_sim.head(nets.q_sim.encode(q_image(extra["image"])), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
-            lr = nets.q_real.head(nets.q_real.encode(q_from_gan(gx_extra)), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
+            ls = nets.q_sim.head(nets.q_sim.encode(aug(q_image(extra["image"]))), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
+            lr = nets.q_real.head(nets.q_real.encode(aug(q_from_gan(gx_extra))), extra["state"], extra["action"]).float()  # type: ignore[union-attr]
         logits_sim, target_sim = torch.cat([logits_sim, ls]), torch.cat([target_sim, target_extra])
         logits_real, target_real = torch.cat([logits_real, lr]), torch.cat([target_real, target_extra])
     loss_sim, loss_real = td_loss(logits_sim, target_sim, "log"), td_loss(logits_real, target_real, "log")
@@ -752,10 +783,11 @@ def aux_losses(nets: Nets, sim: dict, gx: torch.Tensor, cfg: RLCycleGANConfig, c
     for the logged action and ``aux_actions`` random moves per state, against the targets the env computes
     from x's privileged state (the same for G(x): translation keeps the scene)."""
     acts = aux_actions(sim["action"], cfg.aux_actions, nets.bounds, nets.q_sim.cfg.action_gates, cem_gen)  # type: ignore[union-attr]
+    aug = q_augment(cfg, cem_gen) or (lambda t: t)
     target = torch.as_tensor(nets.aux.targets(sim["privileged"].cpu().numpy(), acts.cpu().numpy()), device=device)  # type: ignore[union-attr]
     with autocast(device, cfg.amp):
-        _, pred_sim = nets.q_sim.head(nets.q_sim.encode(q_image(sim["image"])), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
-        _, pred_real = nets.q_real.head(nets.q_real.encode(q_from_gan(gx)), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
+        _, pred_sim = nets.q_sim.head(nets.q_sim.encode(aug(q_image(sim["image"]))), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
+        _, pred_real = nets.q_real.head(nets.q_real.encode(aug(q_from_gan(gx))), sim["state"], acts, with_aux=True)  # type: ignore[union-attr]
     return auxiliary_loss(pred_sim, target), auxiliary_loss(pred_real, target)
 
 
@@ -793,7 +825,7 @@ def train_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, cem_ge
     """
     if nets.opt_q is not None:
         nets.opt_q.zero_grad(set_to_none=True)  # the generator step may add RL-scene gradients; q_step adds TD ones
-    scalars, fakes = generator_step(nets, batch, cfg, step, device)
+    scalars, fakes = generator_step(nets, batch, cfg, step, device, cem_gen)
     if nets.q_sim is not None:
         scalars.update(q_step(nets, batch, fakes, cfg, cem_gen, device))
     scalars.update(discriminator_step(nets, batch, fakes, cfg, device))
