@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from rlcyclegan.data.dataset import EpisodeDataset
-from rlcyclegan.data.grid import episode_grid, image_grid
+from rlcyclegan.data.grid import episode_grid, image_grid, wrap_label
 from rlcyclegan.data.schema import shard_name
 from rlcyclegan.data.store import write_shard
 
@@ -73,3 +73,23 @@ def test_episode_grid_writes_one_row_per_episode(tmp_path, make_episode, shard_m
     # two 8-pixel rows and four 8-pixel columns (longest episode shown: 3 steps, 4 frames), plus labels
     assert height > 2 * 8 and width > 4 * 8
     assert height < 3 * (8 + 2) + 40
+
+
+def test_wrap_label_keeps_every_line_within_the_width_and_every_character():
+    measure = lambda s: 6 * len(s)  # noqa: E731  (6 px per character)
+    text = "G: RL-CycleGAN [augment_shift=2,max_minutes=100,online=true,steps=17000]"
+
+    lines = wrap_label(text, 60, measure)
+
+    assert len(lines) > 1 and all(measure(line) <= 60 for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert wrap_label("sim", 60, measure) == ["sim"]
+
+
+def test_long_column_labels_make_the_label_band_taller_not_the_columns_wider():
+    image = np.zeros((8, 8, 3), np.uint8)
+
+    short = image_grid([[image, image]], col_labels=["a", "b"], scale=4)
+    long = image_grid([[image, image]], col_labels=["a", "a much longer label, with, commas, in, it"], scale=4)
+
+    assert long.width == short.width and long.height > short.height

@@ -85,9 +85,12 @@ def test_report_tabulates_each_generators_translation_metrics(report, all_experi
     table = {cells[0][2:]: cells[1:] for cells in body[:next((i for i, c in enumerate(body) if c[0] == "| method"), len(body))]}
     records = {r["method"]: r for r in map(json.loads, (all_experiments[0] / "results.jsonl").read_text().splitlines())}
 
-    assert sorted(table) == sorted(["GAN", "CycleGAN", "RL-CycleGAN", "no translation (sim render x)"])
+    assert sorted(table) == sorted(["GAN", "CycleGAN", "RL-CycleGAN", "no translation (sim render x)",
+                                    "the real render y itself (segmenter ceiling)"])
     for method, label in (("gan", "GAN"), ("cyclegan", "CycleGAN"), ("rl-cyclegan", "RL-CycleGAN")):
         assert table[label][0] == f"{records[method]['translation']['g_vs_real']['psnr_object']:.2f}"
+        iou = records[method]["translation"]["object_segmentation"]["g_vs_real"]["iou"]
+        assert table[label][2] == ("—" if iou is None else f"{iou:.3f}")
     assert table["no translation (sim render x)"][0] == f"{records['gan']['translation']['sim_vs_real']['psnr_object']:.2f}"
 
 

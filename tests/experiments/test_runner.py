@@ -135,6 +135,22 @@ def test_rerun_adds_translation_metrics_to_runs_finished_without_them(tiny_exper
     assert {r["method"]: r for r in read_results(out)}["cyclegan"]["translation"] == again
 
 
+def test_rerun_with_only_one_method_updates_the_translation_metrics_of_every_finished_run(tiny_experiment, tmp_path, monkeypatch):
+    out = committed_copy(tiny_experiment("zero-shot"), tmp_path / "zs")
+    path = out / "runs" / "rl-cyclegan-s0" / "result.json"
+    full = json.loads(path.read_text())
+    old = [{**r, "translation": {k: v for k, v in r["translation"].items() if k != "object_segmentation"}} for r in full["records"]]
+    path.write_text(json.dumps({**full, "records": old}))
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", lambda cfg, resume=None: pytest.fail("trained again"))
+    monkeypatch.setitem(runner.TRAINERS, "rlcyclegan", lambda cfg, resume=None: pytest.fail("trained again"))
+
+    run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
+
+    again = json.loads(path.read_text())["records"][0]["translation"]
+    assert again["object_segmentation"] == full["records"][0]["translation"]["object_segmentation"]
+    assert {r["method"]: r for r in read_results(out)}["rl-cyclegan"]["translation"] == again
+
+
 # ------------------------------------------------------------------------------------ resumption
 def test_rerun_skips_finished_runs_without_training(tiny_experiment, monkeypatch):
     out = tiny_experiment("zero-shot")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from rlcyclegan.experiments.translation import FEATURE_NOTE, evaluate_translation, read_input_images
+from rlcyclegan.experiments.translation import (FEATURE_NOTE, evaluate_translation, mask_scores, read_input_images, segment_objects,
+                                                train_object_segmenter)
 
 IMAGE_SIZE = 32
 
@@ -59,7 +60,7 @@ def finite(v) -> bool:
 
 def test_evaluate_translation_reports_every_metric_with_finite_plausible_values(tiny_grasp_run):
     r = evaluate_translation(tiny_grasp_run, episodes=2, objects="test", seed=5, device="cpu",
-                             classifier_steps=20, classifier_episodes=2, batch_size=16, kid_subsets=5)
+                             classifier_steps=20, classifier_episodes=2, batch_size=16, kid_subsets=5, segmenter_steps=10)
 
     assert r["method"] == "rlcyclegan" and r["episodes"] == 2 and r["image_size"] == [IMAGE_SIZE, IMAGE_SIZE]
     assert r["images"] >= 2 and r["env"] == "rlcyclegan/Grasp-v0" and r["env_kwargs"]["domain"] == "sim"
@@ -80,13 +81,53 @@ def test_evaluate_translation_reports_every_metric_with_finite_plausible_values(
     fn = r["feature_network"]
     assert fn["network"] == "domain_classifier" and fn["note"] == FEATURE_NOTE and fn["dim"] == 64
     assert 0 <= fn["eval_accuracy"] <= 1 and 0 <= fn["g_classified_real"] <= 1
+    seg = r["object_segmentation"]
+    assert set(seg) >= {"g_vs_real", "real", "sim_vs_real", "f_vs_sim", "sim"} and seg["train_steps"] == 10
+    for key in ("g_vs_real", "real", "sim_vs_real", "f_vs_sim", "sim"):
+        assert all(v is None or 0 <= v <= 1 for v in seg[key].values()), (key, seg[key])
 
 
 def test_q_sim_features_are_the_checkpoints_q_tower(tiny_grasp_run):
-    r = evaluate_translation(tiny_grasp_run, episodes=1, seed=7, device="cpu", features="q_sim", kid_subsets=3)
+    r = evaluate_translation(tiny_grasp_run, episodes=1, seed=7, device="cpu", features="q_sim", kid_subsets=3, segmenter_steps=0)
 
     assert r["feature_network"]["network"] == "q_sim" and r["feature_network"]["dim"] == 16  # the small preset's head_channels
     assert all(finite(v) for v in r["own_fid"].values())
+    assert r["object_segmentation"] is None  # segmenter_steps=0: not scored
+
+
+def test_mask_scores_equal_hand_computed_iou_precision_recall():
+    pred = np.array([[[1, 1, 0, 0]], [[0, 0, 0, 1]]], bool)
+    true = np.array([[[1, 0, 0, 0]], [[0, 0, 1, 1]]], bool)
+
+    s = mask_scores(pred, true)  # pooled: 2 shared pixels, 3 predicted, 3 true, 4 in the union
+
+    assert s == {"iou": 0.5, "precision": 2 / 3, "recall": 2 / 3}
+    assert mask_scores(np.zeros((1, 2, 2), bool), np.zeros((1, 2, 2), bool)) == {"iou": None, "precision": None, "recall": None}
+
+
+def squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy grey 32 px images with one 4-8 px square of a random colour each, and the squares' masks."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(90, 140, (n, 32, 32, 3)).astype(np.uint8)
+    masks = np.zeros((n, 32, 32), bool)
+    for i in range(n):
+        k = int(rng.integers(4, 9))
+        r, c = rng.integers(0, 32 - k, 2)
+        images[i, r:r + k, c:c + k] = rng.choice([rng.integers(0, 60, 3), rng.integers(190, 256, 3)])
+        masks[i, r:r + k, c:c + k] = True
+    return images, masks
+
+
+def test_object_segmenter_learns_to_find_objects_on_held_out_images():
+    train_images, train_masks = squares(64, 0)
+    test_images, test_masks = squares(32, 1)
+
+    trained = train_object_segmenter(train_images, train_masks, steps=150, seed=0)
+    untrained = train_object_segmenter(train_images, train_masks, steps=0, seed=0)
+
+    iou = mask_scores(segment_objects(trained, test_images, 16, "cpu"), test_masks)["iou"]
+    assert iou > 0.8
+    assert (mask_scores(segment_objects(untrained, test_images, 16, "cpu"), test_masks)["iou"] or 0) < 0.5
 
 
 def test_wrong_size_input_image_is_refused_naming_the_file_and_both_sizes(tmp_path):

@@ -31,6 +31,9 @@ class EvalTranslationConfig:
     """Training steps of the domain classifier."""
     classifier_episodes: int = 20
     """Scripted episodes whose paired renders train the domain classifier."""
+    segmenter_steps: int = 1000
+    """Training steps of the object segmenter (trained on the classifier's episodes' real / sim renders and object
+    masks) that scores content preservation; 0 = off."""
     batch_size: int = 64
     """Images per network call."""
     device: str = "auto"
@@ -49,7 +52,7 @@ def main(argv: list[str]) -> int:
     try:
         result = evaluate_translation(cfg.checkpoint, cfg.episodes, cfg.objects, cfg.seed, cfg.device, features=cfg.features,
                                       classifier_steps=cfg.classifier_steps, classifier_episodes=cfg.classifier_episodes,
-                                      batch_size=cfg.batch_size)
+                                      batch_size=cfg.batch_size, segmenter_steps=cfg.segmenter_steps)
     except (CheckpointError, ValueError) as e:
         print(f"rlcyclegan eval-translation: {e}", file=sys.stderr)
         return 1

@@ -73,8 +73,10 @@ def image_grid(
         return right - left, bottom - top
 
     ch, cw = h * scale, w * scale
+    line_h = text_size("Ag[]")[1] + 2
+    col_lines = [wrap_label(t, cw, lambda t: text_size(t)[0]) for t in col_labels] if col_labels else []
     left = max((text_size(t)[0] for t in row_labels), default=0) + 2 * pad + 2 if row_labels else 0
-    top = max((text_size(t)[1] for t in col_labels), default=0) + 2 * pad + 2 if col_labels else 0
+    top = max((len(lines) for lines in col_lines), default=0) * line_h + 2 * pad if col_labels else 0
     canvas = Image.new("RGB", (left + n_cols * (cw + pad) + pad, top + n_rows * (ch + pad) + pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for r, row in enumerate(grid):
@@ -89,10 +91,38 @@ def image_grid(
         if row_labels:
             th = text_size(row_labels[r])[1]
             draw.text((pad, y + (ch - th) // 2), row_labels[r], fill=TEXT_COLOUR, font=font)
-    for c, text in enumerate(col_labels or []):
-        tw = text_size(text)[0]
-        draw.text((left + pad + c * (cw + pad) + (cw - tw) // 2, pad), text, fill=TEXT_COLOUR, font=font)
+    for c, lines in enumerate(col_lines):
+        for k, text in enumerate(lines):
+            tw = text_size(text)[0]
+            draw.text((left + pad + c * (cw + pad) + (cw - tw) // 2, pad + k * line_h), text, fill=TEXT_COLOUR, font=font)
     return canvas
+
+
+def wrap_label(text: str, width: int, measure) -> list[str]:
+    """``text`` broken into lines no wider than ``width`` pixels (``measure(s)`` gives a string's width): after
+    spaces and commas where it can, inside a word where a word alone is wider."""
+    tokens, word = [], ""
+    for ch in text:
+        word += ch
+        if ch in " ,":
+            tokens.append(word)
+            word = ""
+    if word:
+        tokens.append(word)
+    lines, line = [], ""
+    for tok in tokens:
+        if measure((line + tok).rstrip()) <= width or not line:
+            line += tok
+        else:
+            lines.append(line.rstrip())
+            line = tok
+        while measure(line.rstrip()) > width and len(line.rstrip()) > 1:  # one token wider than a cell: cut it
+            cut = max(1, max(i for i in range(1, len(line) + 1) if measure(line[:i]) <= width or i == 1))
+            lines.append(line[:cut])
+            line = line[cut:]
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
 
 
 def save_grid(

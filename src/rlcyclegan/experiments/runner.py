@@ -481,7 +481,7 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     train_seconds = sum(info["elapsed"] for info in stage_info.values())
     kwargs = {"image_size": ctx.image_size(), **json.loads(ctx.env_kwargs_json() or "{}")}
     recipe = RECIPES[plan.preset]
-    translation = translation_metrics(plan, run, device)
+    translation = translation_metrics(plan.preset, run.folder / run.spec.generator_stage if run.spec.generator_stage else None, device)
     records = []
     for ev in specs.evaluations(plan.name):
         cem = dict(zip(("iterations", "samples", "elites"), recipe.eval_cem)) if recipe.eval_cem else None
@@ -510,37 +510,49 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     return records
 
 
-TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "own_fid", "own_kid", "kid_subset_size")
+TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "object_segmentation", "own_fid", "own_kid",
+                    "kid_subset_size")
 """What a record keeps of `evaluate_translation` (see :func:`translation_metrics`)."""
 
 
-def translation_metrics(plan: Plan, run: RunPlan, device: str) -> dict | None:
-    """`rlcyclegan eval-translation` of the run's generator stage on the recipe's paired renders of unseen-object
-    scripted episodes (PSNR/SSIM over the image and over object pixels, Q-consistency, own-feature FID/KID), or
-    None for a run without a generator or a recipe that does not score translations."""
-    n = RECIPES[plan.preset].translation_episodes
-    if not run.spec.generator_stage or n < 1:
+TRANSLATION_CURRENT = ("kid_subset_size", "object_segmentation")
+"""Keys whose absence marks a record's translation metrics as an older form (KID over the whole set, which had a std
+of 0; no object segmentation): the next `experiment` run in the folder scores the generator again."""
+
+
+def translation_metrics(preset: str, generator: Path | None, device: str) -> dict | None:
+    """`rlcyclegan eval-translation` of a run's generator stage on the recipe's paired renders of unseen-object
+    scripted episodes (PSNR/SSIM over the image and over object pixels, object-segmentation IoU, Q-consistency,
+    own-feature FID/KID), or None for a run without a generator or a recipe that does not score translations."""
+    recipe = RECIPES[preset]
+    n = recipe.translation_episodes
+    if generator is None or n < 1:
         return None
     from rlcyclegan.experiments.translation import evaluate_translation
 
-    res = evaluate_translation(run.folder / run.spec.generator_stage, episodes=n, objects="test", device=device)
+    res = evaluate_translation(generator, episodes=n, objects="test", device=device, segmenter_steps=recipe.segmenter_steps)
     return {"episodes": res["episodes"], "images": res["images"], "seed": res["seed"], "objects": res["objects"],
             **{k: res[k] for k in TRANSLATION_KEYS}, "feature_network": res["feature_network"]["network"],
             "seconds": round(res["seconds"], 1)}
 
 
-def add_translation(plan: Plan, run: RunPlan, device: str) -> bool:
-    """Score a finished run's generator when its records predate translation metrics (or their current form:
-    KID over subsets of half the images, `kid_subset_size`); True if result.json changed."""
-    path = run.folder / "result.json"
-    result = json.loads(path.read_text())
-    if all("kid_subset_size" in r.get("translation", {}) for r in result["records"]):
+def add_translation(out: Path, result_path: Path, device: str) -> bool:
+    """Score a finished run's generator (its records' ``generator``, relative to ``out``) when its records predate
+    the translation metrics or their current form (:data:`TRANSLATION_CURRENT`); True if result.json changed."""
+    result = json.loads(result_path.read_text())
+    records = result["records"]
+    if not records or not records[0].get("generator"):
         return False
-    metrics = translation_metrics(plan, run, device)
+    if all(k in (r.get("translation") or {}) for r in records for k in TRANSLATION_CURRENT):
+        return False
+    preset = records[0].get("preset")
+    if preset not in RECIPES:
+        return False
+    metrics = translation_metrics(preset, out / records[0]["generator"], device)
     if metrics is None:
         return False
-    result["records"] = [{**r, "translation": metrics} for r in result["records"]]
-    write_json_atomic(path, result)
+    result["records"] = [{**r, "translation": metrics} for r in records]
+    write_json_atomic(result_path, result)
     return True
 
 
@@ -618,9 +630,10 @@ def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | s
     status = {r.run_id: run_status(r) for r in plan.runs}
     notes = {r.run_id: "recipe changed since (delete the run folder to rerun)" for r in plan.runs if status[r.run_id] == "done" and stale(plan, r)}
     show_progress(plan, status, notes)
-    for run in plan.runs:  # finished before translation metrics existed: score their generators now
-        if status[run.run_id] == "done" and run.run_id not in notes and add_translation(plan, run, device):
-            print(f"[experiment] {run.run_id}: translation metrics added to result.json")
+    stale_runs = {r.folder for r in plan.runs if r.run_id in notes}
+    for path in sorted((plan.out / "runs").glob("*/result.json")):  # every finished run of the folder, any variant
+        if path.parent not in stale_runs and add_translation(plan.out, path, device):
+            print(f"[experiment] {path.parent.name}: translation metrics brought to their current form in result.json")
     todo = [r for r in plan.runs if status[r.run_id] != "done"]
     recipe = RECIPES[plan.preset]
     t0 = time.monotonic()

@@ -68,7 +68,11 @@ class Recipe:
     translation_episodes: int = 20
     """Scripted unseen-object episodes whose paired sim/real renders score the generator of every run that has one
     (`rlcyclegan eval-translation`: PSNR/SSIM of G(x) against the real render over the image and over object
-    pixels, the same for F(y), Q-consistency, own-feature FID/KID); the records carry it. 0: not scored."""
+    pixels, the same for F(y), object-segmentation IoU, Q-consistency, own-feature FID/KID); the records carry it.
+    0: not scored."""
+    segmenter_steps: int = 1000
+    """Training steps of the object segmenter behind the translation records' object IoU (`eval-translation
+    --segmenter-steps`)."""
 
 
 CPU_AUX_WEIGHT = 10.0
@@ -96,7 +100,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan_preset="tiny",
         rlcyclegan=dict(steps=6, checkpoint_every=3),
         eval_episodes=4, eval_envs=4, gan_real_episodes=8, real_budget_fractions=(0.5, 1.0), onpolicy_budgets=(4,),
-        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4), translation_episodes=2,
+        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4), translation_episodes=2, segmenter_steps=20,
     ),
     # `rlcyclegan demo`: the newcomer's CPU job (about 30 minutes on 2 cores, all stages included)
     "demo": Recipe(

@@ -16,6 +16,12 @@ translation can be scored against its ground truth, which a real robot never giv
   only (the target render's object mask), next to the same numbers for x against y (no translation);
 * Q-consistency, for checkpoints with Q-networks: mean |Q_sim(x, a) - Q_real(G(x), a)| over the logged
   scripted actions a (the x-side RL-scene consistency the method trains for), and related gaps;
+* object segmentation (content preservation, in the spirit of pix2pix / CycleGAN's "FCN score"): a small
+  fully convolutional segmenter trained here on real renders and their object masks (separate episodes)
+  marks objects in G(x); IoU, precision and recall against the paired real render's mask, next to the
+  same segmenter on y (ceiling) and on x (no translation), and likewise for F(y) with a sim segmenter.
+  Object-pixel PSNR asks G to guess the real colour and texture of an object it has never seen in `real`;
+  this only asks it to draw a real-looking object where the sim render has one;
 * FID and KID of G(x) against y, of F(y) against x and of x against y (the "no translation" gap),
   computed on the features of a network this project trains itself, NOT Inception-v3: the values are
   own-feature FID/KID, not comparable to published (Inception) FID/KID, only to each other with the
@@ -465,6 +471,107 @@ def image_features(kind: str, net: nn.Module, images: np.ndarray, batch_size: in
     return np.concatenate(out).astype(np.float64)
 
 
+class ObjectSegmenter(nn.Module):
+    """A small fully convolutional net: the per-pixel logit that a pixel shows a graspable object.
+
+    Two resolutions (full and half) joined by a skip connection: enough to find objects of a few pixels,
+    too small to memorise a dataset. Input float (B, 3, H, W) in [-1, 1]; output (B, H, W) logits."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        c = width
+        self.full = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True))
+        self.coarse = nn.Sequential(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(2 * c, 2 * c, 3, padding=2, dilation=2), nn.ReLU(inplace=True))
+        self.out = nn.Sequential(nn.Conv2d(3 * c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.full(x)
+        h = nn.functional.interpolate(self.coarse(f), size=f.shape[-2:], mode="bilinear", align_corners=False)
+        return self.out(torch.cat([f, h], 1)).squeeze(1)
+
+
+_SEGMENTERS: dict[tuple, ObjectSegmenter] = {}
+"""Trained segmenters of this process by (training data digest, settings): an experiment scoring many runs on the
+same renders trains each once."""
+
+
+def train_object_segmenter(images: np.ndarray, masks: np.ndarray, steps: int = 1000, seed: int = 0, device="cpu",
+                           batch_size: int = 16, lr: float = 2e-3, pos_weight: float = 3.0) -> ObjectSegmenter:
+    """Train an :class:`ObjectSegmenter` on uint8 (N, H, W, 3) renders and their (N, H, W) bool object masks.
+
+    Seeded (torch's global RNG is left as it was) and cached in this process. Object pixels weigh ``pos_weight``
+    times a background pixel (objects cover a few percent of an image). On 200 64 px real renders of Grasp-v0,
+    1000 steps reach IoU 0.70 on held-out renders (400: 0.44-0.50; 2000: 0.71). Returns the network in eval mode."""
+    if len(images) < 1 or images.shape[:3] != masks.shape:
+        raise ValueError(f"the object segmenter needs images and masks of the same (N, H, W); got {images.shape} and {masks.shape}")
+    import hashlib
+
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes() + np.packbits(masks).tobytes()).hexdigest()
+    key = (digest, images.shape, steps, seed, str(device), batch_size, lr, pos_weight)
+    if key in _SEGMENTERS:
+        return _SEGMENTERS[key]
+    dev = torch.device(device)
+    rng = np.random.default_rng(seed)
+    weight = torch.tensor(float(pos_weight), device=dev)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = ObjectSegmenter().to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        net.train()
+        for _ in range(steps):
+            idx = rng.integers(0, len(images), batch_size)
+            x = to_gan_input(torch.as_tensor(images[idx]).to(dev))
+            target = torch.as_tensor(masks[idx]).to(dev).float()
+            loss = nn.functional.binary_cross_entropy_with_logits(net(x), target, pos_weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    _SEGMENTERS[key] = net.eval()
+    return net
+
+
+@torch.no_grad()
+def segment_objects(net: ObjectSegmenter, images: np.ndarray, batch_size: int, device) -> np.ndarray:
+    """(N, H, W) bool: the pixels ``net`` takes for objects in uint8 images."""
+    dev = torch.device(device)
+    out = [(net(to_gan_input(torch.as_tensor(images[i:i + batch_size]).to(dev))) > 0).cpu().numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros(images.shape[:3], bool)
+
+
+def mask_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float | None]:
+    """IoU, precision and recall of predicted object pixels against the true ones, pooled over all images."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    inter, union = float((pred & target).sum()), float((pred | target).sum())
+    n_pred, n_true = float(pred.sum()), float(target.sum())
+    return {"iou": inter / union if union else None, "precision": inter / n_pred if n_pred else None,
+            "recall": inter / n_true if n_true else None}
+
+
+def object_segmentation(train: dict, data: dict, gx: np.ndarray, fy: np.ndarray | None, steps: int, seed: int,
+                        batch_size: int, device) -> dict[str, Any]:
+    """Content preservation by segmentation (the idea of pix2pix / CycleGAN's "FCN score"): an
+    :class:`ObjectSegmenter` trained on real renders and their object masks (``train``: separate episodes) marks
+    the objects in G(x); scored against the paired real render's mask. The same segmenter on y itself is the
+    ceiling, on x the untranslated floor. F(y) is scored by a second segmenter trained on sim renders.
+    Unlike object-pixel PSNR, this does not ask G to guess an unseen object's real colour and texture, only to
+    draw a real-looking object where the sim render has one."""
+    seg_real = train_object_segmenter(train["real"], train["real_mask"], steps, seed, device)
+    out: dict[str, Any] = {
+        "g_vs_real": mask_scores(segment_objects(seg_real, gx, batch_size, device), data["real_mask"]),
+        "real": mask_scores(segment_objects(seg_real, data["real"], batch_size, device), data["real_mask"]),
+        "sim_vs_real": mask_scores(segment_objects(seg_real, data["sim"], batch_size, device), data["real_mask"]),
+    }
+    if fy is not None:
+        seg_sim = train_object_segmenter(train["sim"], train["sim_mask"], steps, seed + 1, device)
+        out["f_vs_sim"] = mask_scores(segment_objects(seg_sim, fy, batch_size, device), data["sim_mask"])
+        out["sim"] = mask_scores(segment_objects(seg_sim, data["sim"], batch_size, device), data["sim_mask"])
+    out.update(train_images=int(len(train["real"])), train_steps=int(steps))
+    return out
+
+
 def _finite_or_none(v: float) -> float | None:
     return None if v is None or math.isnan(v) else float(v)
 
@@ -473,12 +580,14 @@ def _finite_or_none(v: float) -> float | None:
 def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: str = "test", seed: int = DEFAULT_SEED,
                          device: str = "auto", *, features: Literal["domain_classifier", "q_sim"] = "domain_classifier",
                          classifier_steps: int = 300, classifier_episodes: int = 20, batch_size: int = 64,
-                         kid_subsets: int = 100, kid_subset_size: int = 0) -> dict[str, Any]:
+                         kid_subsets: int = 100, kid_subset_size: int = 0, segmenter_steps: int = 1000) -> dict[str, Any]:
     """Score a checkpoint's translation against paired sim/real renders of ``episodes`` scripted episodes.
 
     See the module docstring for what is measured. Keys of the result: checkpoint, method, step, env, env_kwargs,
     objects, seed, episodes, images, image_size, g_vs_real, f_vs_sim (None for method gan), sim_vs_real (each
-    {psnr, ssim, psnr_object, ssim_object, object_images}), q_consistency (None without Q-networks), own_fid and
+    {psnr, ssim, psnr_object, ssim_object, object_images}), q_consistency (None without Q-networks),
+    object_segmentation (:func:`object_segmentation`, trained on the classifier's episodes for ``segmenter_steps``
+    steps; None when 0), own_fid and
     own_kid ({g_vs_real, sim_vs_real[, f_vs_sim]}; KID as {mean, std}), kid_subset_size, feature_network (which
     network, its feature size, training and the note that the values are not Inception FID/KID) and seconds.
 
@@ -492,6 +601,8 @@ def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: st
         raise ValueError(f"features must be one of {FEATURE_NETWORKS}, got {features!r}")
     if features == "domain_classifier" and (classifier_steps < 1 or classifier_episodes < 1):
         raise ValueError(f"classifier_steps and classifier_episodes must be >= 1 (got {classifier_steps}, {classifier_episodes})")
+    if segmenter_steps < 0 or (segmenter_steps > 0 and classifier_episodes < 1):
+        raise ValueError(f"segmenter_steps must be >= 0 and needs classifier_episodes >= 1 (got {segmenter_steps}, {classifier_episodes})")
     dev = pick_device(device)
     model = load_translation_model(checkpoint, dev)
     if features == "q_sim" and model.q_sim is None:
@@ -500,8 +611,9 @@ def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: st
     try:
         env_kwargs = dict(getattr(env.unwrapped, "config_dict", lambda: {})())
         data = paired_renders(env, [seed + i for i in range(episodes)], masks=True)
-        cls_data = (paired_renders(env, [seed + CLASSIFIER_SEED_OFFSET + i for i in range(classifier_episodes)], masks=False)
-                    if features == "domain_classifier" else None)
+        train_data = (paired_renders(env, [seed + CLASSIFIER_SEED_OFFSET + i for i in range(classifier_episodes)], masks=segmenter_steps > 0)
+                      if features == "domain_classifier" or segmenter_steps > 0 else None)
+        cls_data = train_data if features == "domain_classifier" else None
     finally:
         env.close()
     x, y = data["sim"], data["real"]
@@ -519,6 +631,8 @@ def evaluate_translation(checkpoint: str | Path, episodes: int = 20, objects: st
         "sim_vs_real": image_metrics(x, y, data["real_mask"]),
         "q_consistency": (q_consistency(model, data, gx, fy, batch_size, dev)
                           if model.q_sim is not None and model.q_real is not None else None),
+        "object_segmentation": (object_segmentation(train_data, data, gx, fy, segmenter_steps, seed % 2**31, batch_size, dev)
+                                if train_data is not None and segmenter_steps > 0 else None),
     }
 
     if features == "domain_classifier":
@@ -591,6 +705,14 @@ def format_table(r: dict[str, Any]) -> str:
     if q is not None:
         lines += ["", f"Q-consistency |Q_sim(x,a) - Q_real(G(x),a)|: {q['mean_abs_diff']:.4f} (max {q['max_abs_diff']:.4f}); "
                       f"|Q_real(y,a) - Q_real(G(x),a)|: {q['real_pair_mean_abs_diff']:.4f}; over {q['pairs']} logged actions"]
+    seg = r.get("object_segmentation")
+    if seg is not None:
+        lines += ["", f"object segmentation (segmenter trained on {seg['train_images']} separate renders): IoU / precision / recall"]
+        for key, label in (("g_vs_real", "G(x), real segmenter"), ("real", "y itself (ceiling)"), ("sim_vs_real", "x (no transl.)"),
+                           ("f_vs_sim", "F(y), sim segmenter"), ("sim", "x itself (ceiling)")):
+            m = seg.get(key)
+            if m is not None:
+                lines.append(f"{label:24s}{num(m['iou']):>8s}{num(m['precision']):>8s}{num(m['recall']):>8s}")
     fn = r["feature_network"]
     lines += ["", f"{fn['note']} (features: {fn['network']}, {fn['dim']}-d)"]
     for key, label in (("g_vs_real", "G(x) vs real"), ("f_vs_sim", "F(y) vs sim"), ("sim_vs_real", "x vs real (no transl.)")):
