@@ -90,7 +90,8 @@ def test_report_tabulates_each_generators_translation_metrics(report, all_experi
     for method, label in (("gan", "GAN"), ("cyclegan", "CycleGAN"), ("rl-cyclegan", "RL-CycleGAN")):
         assert table[label][0] == f"{records[method]['translation']['g_vs_real']['psnr_object']:.2f}"
         iou = records[method]["translation"]["object_segmentation"]["g_vs_real"]["iou"]
-        assert table[label][2] == ("—" if iou is None else f"{iou:.3f}")
+        assert table[label][2].split(" [")[0] == ("—" if iou is None else f"{iou:.3f}")
+    assert all(len(cells) == 8 for cells in table.values())  # every row fills every column
     assert table["no translation (sim render x)"][0] == f"{records['gan']['translation']['sim_vs_real']['psnr_object']:.2f}"
 
 

@@ -85,6 +85,7 @@ def test_evaluate_translation_reports_every_metric_with_finite_plausible_values(
     assert set(seg) >= {"g_vs_real", "real", "sim_vs_real", "f_vs_sim", "sim"} and seg["train_steps"] == 10
     for key in ("g_vs_real", "real", "sim_vs_real", "f_vs_sim", "sim"):
         assert all(v is None or 0 <= v <= 1 for v in seg[key].values()), (key, seg[key])
+        assert {"iou_low", "iou_high"} <= set(seg[key])
 
 
 def test_q_sim_features_are_the_checkpoints_q_tower(tiny_grasp_run):
@@ -103,6 +104,19 @@ def test_mask_scores_equal_hand_computed_iou_precision_recall():
 
     assert s == {"iou": 0.5, "precision": 2 / 3, "recall": 2 / 3}
     assert mask_scores(np.zeros((1, 2, 2), bool), np.zeros((1, 2, 2), bool)) == {"iou": None, "precision": None, "recall": None}
+
+
+def test_iou_interval_brackets_the_pooled_iou_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    true = rng.random((400, 8, 8)) < 0.2
+    pred = true ^ (rng.random((400, 8, 8)) < 0.1)
+
+    wide = mask_scores(pred[:40], true[:40], resamples=500)
+    narrow = mask_scores(pred, true, resamples=500)
+
+    assert wide["iou_low"] <= wide["iou"] <= wide["iou_high"]
+    assert narrow["iou_low"] <= narrow["iou"] <= narrow["iou_high"]
+    assert narrow["iou_high"] - narrow["iou_low"] < wide["iou_high"] - wide["iou_low"]
 
 
 def squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -218,6 +218,17 @@ def _num(v: float | None, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
+def iou_cell(ts: list[dict], key: str = "g_vs_real") -> str:
+    """The object IoU of translation records (mean of seeds), with its bootstrap interval when there is one seed."""
+    ms = [((t.get("object_segmentation") or {}).get(key) or {}) for t in ts]
+    iou = _avg([m.get("iou") for m in ms])
+    if iou is None:
+        return "—"
+    if len(ms) == 1 and ms[0].get("iou_low") is not None:
+        return f"{iou:.3f} [{ms[0]['iou_low']:.3f}, {ms[0]['iou_high']:.3f}]"
+    return f"{iou:.3f}"
+
+
 def translation_table(rows: list[Row]) -> list[str]:
     """Each generator's translation metrics against the paired real renders (mean of seeds), one line per method
     (and budget), and the untranslated sim render as the reference line; [] when no record carries them."""
@@ -240,18 +251,17 @@ def translation_table(rows: list[Row]) -> list[str]:
 
         label = row.label + (f" ({row.budget:,})" if row.budget is not None else "")
         lines.append([label, _num(avg("g_vs_real", "psnr_object"), ".2f"), _num(avg("g_vs_real", "ssim_object"), ".3f"),
-                      _num(avg("object_segmentation", "g_vs_real", "iou"), ".3f"), _num(avg("g_vs_real", "psnr"), ".2f"), _num(avg("g_vs_real", "ssim"), ".3f"),
+                      iou_cell(ts), _num(avg("g_vs_real", "psnr"), ".2f"), _num(avg("g_vs_real", "ssim"), ".3f"),
                       _num(avg("own_fid", "g_vs_real"), ".2f"), _num(avg("f_vs_sim", "psnr_object"), ".2f"),
                       _num(avg("q_consistency", "mean_abs_diff"), ".3f")])
     if not lines:
         return []
     t0 = rows[0].records[0]["translation"]
     ref, seg = t0["sim_vs_real"], t0.get("object_segmentation") or {}
-    seg_iou = lambda key: (seg.get(key) or {}).get("iou")  # noqa: E731
     lines.append(["no translation (sim render x)", _num(ref.get("psnr_object"), ".2f"), _num(ref.get("ssim_object"), ".3f"),
-                  _num(seg_iou("sim_vs_real"), ".3f"), _num(ref.get("psnr"), ".2f"), _num(ref.get("ssim"), ".3f"), _num(t0["own_fid"].get("sim_vs_real"), ".2f"), "—", "—"])
+                  iou_cell([t0], "sim_vs_real"), _num(ref.get("psnr"), ".2f"), _num(ref.get("ssim"), ".3f"), _num(t0["own_fid"].get("sim_vs_real"), ".2f"), "—", "—"])
     if seg:
-        lines.append(["the real render y itself (segmenter ceiling)", "—", "—", _num(seg_iou("real"), ".3f"), "—", "—", "—", "—", "—"])
+        lines.append(["the real render y itself (segmenter ceiling)", "—", "—", iou_cell([t0], "real"), "—", "—", "—", "—", "—"])
     head = ["generator", "PSNR dB, object pixels", "SSIM, object pixels", "object IoU (segmenter)", "PSNR dB", "SSIM", "own-feature FID",
             "F(y) vs sim: PSNR dB, object pixels", "\\|Q_sim(x,a) − Q_real(G(x),a)\\|"]
     return ([f"Translation of paired renders: G(x) against the real render of the same state, {t0['images']} images from "

@@ -515,9 +515,12 @@ TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "ob
 """What a record keeps of `evaluate_translation` (see :func:`translation_metrics`)."""
 
 
-TRANSLATION_CURRENT = ("kid_subset_size", "object_segmentation")
-"""Keys whose absence marks a record's translation metrics as an older form (KID over the whole set, which had a std
-of 0; no object segmentation): the next `experiment` run in the folder scores the generator again."""
+def translation_current(t: dict) -> bool:
+    """Whether a record's translation metrics have their current form: KID over subsets (``kid_subset_size``; over the
+    whole set its std was 0) and object segmentation IoU with its bootstrap interval. An older form is scored again
+    by the next `experiment` run in the folder."""
+    seg = t.get("object_segmentation") or {}
+    return "kid_subset_size" in t and "iou_low" in (seg.get("g_vs_real") or {})
 
 
 def translation_metrics(preset: str, generator: Path | None, device: str) -> dict | None:
@@ -538,12 +541,12 @@ def translation_metrics(preset: str, generator: Path | None, device: str) -> dic
 
 def add_translation(out: Path, result_path: Path, device: str) -> bool:
     """Score a finished run's generator (its records' ``generator``, relative to ``out``) when its records predate
-    the translation metrics or their current form (:data:`TRANSLATION_CURRENT`); True if result.json changed."""
+    the translation metrics or their current form (:func:`translation_current`); True if result.json changed."""
     result = json.loads(result_path.read_text())
     records = result["records"]
     if not records or not records[0].get("generator"):
         return False
-    if all(k in (r.get("translation") or {}) for r in records for k in TRANSLATION_CURRENT):
+    if all(translation_current(r.get("translation") or {}) for r in records):
         return False
     preset = records[0].get("preset")
     if preset not in RECIPES:

@@ -541,13 +541,25 @@ def segment_objects(net: ObjectSegmenter, images: np.ndarray, batch_size: int, d
     return np.concatenate(out) if out else np.zeros(images.shape[:3], bool)
 
 
-def mask_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float | None]:
-    """IoU, precision and recall of predicted object pixels against the true ones, pooled over all images."""
+def mask_scores(pred: np.ndarray, target: np.ndarray, resamples: int = 0, seed: int = 0) -> dict[str, float | None]:
+    """IoU, precision and recall of predicted (N, H, W) object pixels against the true ones, pooled over all images.
+
+    ``resamples`` > 0 adds ``iou_low`` / ``iou_high``: the 2.5 and 97.5 percentiles of the pooled IoU over that many
+    bootstrap resamples of the images (seeded)."""
     pred, target = np.asarray(pred, bool), np.asarray(target, bool)
     inter, union = float((pred & target).sum()), float((pred | target).sum())
     n_pred, n_true = float(pred.sum()), float(target.sum())
-    return {"iou": inter / union if union else None, "precision": inter / n_pred if n_pred else None,
-            "recall": inter / n_true if n_true else None}
+    out: dict[str, float | None] = {"iou": inter / union if union else None, "precision": inter / n_pred if n_pred else None,
+                                    "recall": inter / n_true if n_true else None}
+    if resamples > 0:
+        per_inter = (pred & target).reshape(len(pred), -1).sum(1).astype(np.float64)
+        per_union = (pred | target).reshape(len(pred), -1).sum(1).astype(np.float64)
+        idx = np.random.default_rng(seed).integers(0, len(pred), (resamples, len(pred)))
+        u = per_union[idx].sum(1)
+        ious = per_inter[idx].sum(1)[u > 0] / u[u > 0]
+        out["iou_low"], out["iou_high"] = ((float(np.percentile(ious, 2.5)), float(np.percentile(ious, 97.5)))
+                                           if len(ious) else (None, None))
+    return out
 
 
 def object_segmentation(train: dict, data: dict, gx: np.ndarray, fy: np.ndarray | None, steps: int, seed: int,
@@ -555,19 +567,24 @@ def object_segmentation(train: dict, data: dict, gx: np.ndarray, fy: np.ndarray 
     """Content preservation by segmentation (the idea of pix2pix / CycleGAN's "FCN score"): an
     :class:`ObjectSegmenter` trained on real renders and their object masks (``train``: separate episodes) marks
     the objects in G(x); scored against the paired real render's mask. The same segmenter on y itself is the
-    ceiling, on x the untranslated floor. F(y) is scored by a second segmenter trained on sim renders.
+    ceiling, on x the untranslated floor. F(y) is scored by a second segmenter trained on sim renders. Each IoU
+    comes with a 95% bootstrap interval over the evaluation's images (``iou_low``, ``iou_high``).
     Unlike object-pixel PSNR, this does not ask G to guess an unseen object's real colour and texture, only to
     draw a real-looking object where the sim render has one."""
     seg_real = train_object_segmenter(train["real"], train["real_mask"], steps, seed, device)
+
+    def scores(net: ObjectSegmenter, images: np.ndarray, mask: np.ndarray) -> dict:
+        return mask_scores(segment_objects(net, images, batch_size, device), mask, resamples=1000, seed=seed)
+
     out: dict[str, Any] = {
-        "g_vs_real": mask_scores(segment_objects(seg_real, gx, batch_size, device), data["real_mask"]),
-        "real": mask_scores(segment_objects(seg_real, data["real"], batch_size, device), data["real_mask"]),
-        "sim_vs_real": mask_scores(segment_objects(seg_real, data["sim"], batch_size, device), data["real_mask"]),
+        "g_vs_real": scores(seg_real, gx, data["real_mask"]),
+        "real": scores(seg_real, data["real"], data["real_mask"]),
+        "sim_vs_real": scores(seg_real, data["sim"], data["real_mask"]),
     }
     if fy is not None:
         seg_sim = train_object_segmenter(train["sim"], train["sim_mask"], steps, seed + 1, device)
-        out["f_vs_sim"] = mask_scores(segment_objects(seg_sim, fy, batch_size, device), data["sim_mask"])
-        out["sim"] = mask_scores(segment_objects(seg_sim, data["sim"], batch_size, device), data["sim_mask"])
+        out["f_vs_sim"] = scores(seg_sim, fy, data["sim_mask"])
+        out["sim"] = scores(seg_sim, data["sim"], data["sim_mask"])
     out.update(train_images=int(len(train["real"])), train_steps=int(steps))
     return out
 
@@ -712,7 +729,8 @@ def format_table(r: dict[str, Any]) -> str:
                            ("f_vs_sim", "F(y), sim segmenter"), ("sim", "x itself (ceiling)")):
             m = seg.get(key)
             if m is not None:
-                lines.append(f"{label:24s}{num(m['iou']):>8s}{num(m['precision']):>8s}{num(m['recall']):>8s}")
+                ci = f"  [{num(m.get('iou_low'))}, {num(m.get('iou_high'))}]" if m.get("iou_low") is not None else ""
+                lines.append(f"{label:24s}{num(m['iou']):>8s}{num(m['precision']):>8s}{num(m['recall']):>8s}{ci}")
     fn = r["feature_network"]
     lines += ["", f"{fn['note']} (features: {fn['network']}, {fn['dim']}-d)"]
     for key, label in (("g_vs_real", "G(x) vs real"), ("f_vs_sim", "F(y) vs sim"), ("sim_vs_real", "x vs real (no transl.)")):
