@@ -15,6 +15,7 @@ from rlcyclegan.experiments import runner
 from rlcyclegan.experiments.runner import ExperimentError, config_hash, plan_experiment, run_experiment, run_status
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES
 from rlcyclegan.rl.checkpoint import load_checkpoint
+from rlcyclegan.train import rlcyclegan as rc
 
 NAMES = tuple(EXPERIMENTS)
 
@@ -360,6 +361,16 @@ def test_cpu_recipe_rl_cyclegan_follows_the_qtopt_recipes_aux_loss_and_policy_we
 
     assert rl_cfg.aux_weight == qtopt_cfg.aux_weight > 0
     assert rl_cfg.policy_weights == qtopt_cfg.policy_weights == "polyak"
+
+
+def test_cpu_recipe_rl_cyclegan_fields_reach_the_rl_cyclegan_stage_but_not_the_translators():
+    runs = {r.method: r for r in plan_experiment("zero-shot", "cpu", 1, Path("x"), only=("cyclegan", "gan", "rl-cyclegan")).runs}
+    rl_cfg = runs["rl-cyclegan"].stages[0].config
+    translators = [runs[m].stages[0].config for m in ("gan", "cyclegan")]
+
+    assert {k: getattr(rl_cfg, k) for k in RECIPES["cpu"].rl_cyclegan} == RECIPES["cpu"].rl_cyclegan
+    assert rl_cfg.online and rl_cfg.augment_shift == 2
+    assert all(not t.online and t.augment_shift == 0 and t.steps == rc.RLCycleGANConfig().steps for t in translators)
 
 
 # ------------------------------------------------------------------------------------ --set variants
