@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlcyclegan.cli import main
-from rlcyclegan.experiments.report import ReportError, stage_command, write_report
+from rlcyclegan.experiments.report import ReportError, Row, Source, real_data_targets, stage_command, write_report, zero_shot_targets
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -152,3 +152,60 @@ def test_report_names_the_machine_that_trained_each_run(report):
     text = report.read_text()
     assert "Machines that trained the runs" in text
     assert describe_machine(machine_info(torch.device("cpu"))).split(",")[0] in text
+
+
+# ------------------------------------------------------------------------------------ targets
+def fake_row(method: str, successes: list[int], experiment: str = "zero-shot", budget: int | None = None,
+             share: float | None = None, episodes: int = 500) -> Row:
+    src = Source("x", Path("x"), [], {})
+    records = [{"seed": i, "success": k / episodes, "successes": k, "eval_episodes": episodes, "train_env": "rlcyclegan/Grasp-v0",
+                "budget_share": share} for i, k in enumerate(successes)]
+    label = METHODS[method.split("+")[0]].label
+    return Row(experiment, "cpu", method, label, budget, "real" if budget else None, "real", records, src)
+
+
+def verdicts(rows: list[Row]) -> dict[str, str]:
+    return {t: v for t, v, _ in zero_shot_targets(rows, rows)}
+
+
+def test_zero_shot_targets_are_met_when_the_papers_ordering_holds_with_two_seeds():
+    rows = [fake_row("sim-only", [0, 5]), fake_row("randomized-sim", [150, 160]), fake_row("gan", [200, 210]),
+            fake_row("cyclegan", [300, 310]), fake_row("rl-cyclegan", [400, 410]), fake_row("oracle", [450, 460])]
+
+    assert set(verdicts(rows).values()) == {"met"}
+
+
+def test_a_gap_inside_the_intervals_is_named_and_a_reversed_one_is_missed():
+    rows = [fake_row("sim-only", [0, 0]), fake_row("gan", [330, 330]), fake_row("cyclegan", [320, 325]),
+            fake_row("rl-cyclegan", [330, 335]), fake_row("oracle", [450, 450])]
+    v = verdicts(rows)
+
+    assert v["RL-CycleGAN above CycleGAN"] == "met, inside the intervals"
+    assert v["CycleGAN above GAN"] == "missed, inside the intervals"
+    assert v["CycleGAN above Randomized Sim"] == "not run yet"
+    assert v["RL-CycleGAN >= 0.8 of the Oracle"] == "missed"  # 0.74
+
+
+def test_one_seed_misses_the_seed_target_and_variants_do_not_count():
+    rows = [fake_row("sim-only", [0, 0]), fake_row("cyclegan", [300]), fake_row("rl-cyclegan", [100, 100]),
+            fake_row("rl-cyclegan+online=true", [400, 400])]
+    targets = {t: (v, f) for t, v, f in zero_shot_targets(rows, rows)}
+
+    assert targets[">= 2 seeds per method"] == ("missed", "fewer: CycleGAN (1)")
+    assert targets["RL-CycleGAN above CycleGAN"][0] == "missed"
+
+
+def test_real_data_target_compares_small_budgets_with_the_oracle():
+    oracle = fake_row("oracle", [400])
+    small, large = fake_row("rl-cyclegan-real", [390], "real-data", 550, 0.05), fake_row("rl-cyclegan-real", [420], "real-data", 11000, 1.0)
+    (_, verdict, figures), = real_data_targets([small, large], [small, large, oracle])
+    (_, low_verdict, _), = real_data_targets([fake_row("rl-cyclegan-real", [300], "real-data", 550, 0.05)], [oracle])
+
+    assert verdict == "met" and "550 episodes (5%): 78.0%" in figures and "11,000" not in figures
+    assert low_verdict == "missed"
+    assert real_data_targets([large], [large, oracle])[0][1] == "not run yet"
+
+
+def test_report_has_a_targets_table_for_zero_shot(report):
+    zero_shot = sections(report.read_text())["zero-shot"]
+    assert "| target | result | figures |" in zero_shot and "| RL-CycleGAN above CycleGAN |" in zero_shot

@@ -25,7 +25,7 @@ import numpy as np
 
 from rlcyclegan.data.dataset import wilson_interval
 from rlcyclegan.experiments.runner import EXPERIMENT_NAME, RESULTS_NAME, RUNTIME_FIELDS, sort_key
-from rlcyclegan.experiments.specs import EXPERIMENTS, RECIPES
+from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES
 from rlcyclegan.train.common import write_json_atomic
 
 PAPER_ZERO_SHOT = {"sim-only": 21, "randomized-sim": 37, "gan": 29, "cyclegan": 61, "rl-cyclegan": 70}
@@ -155,6 +155,105 @@ def paper_value(row: Row, rows: list[Row]) -> int | None:
         largest = max(r.budget or 0 for r in rows if r.method == row.method and r.preset == row.preset and r.experiment == row.experiment)
         return PAPER_FINETUNE[row.method] if row.budget == largest else None
     return None
+
+
+# ===================================================================================== targets
+ZERO_SHOT_ORACLE_SHARE = 0.8
+"""Zero-shot target: RL-CycleGAN's success as a share of the Oracle's (the paper's 70% is about 0.73 of its best
+real-data result, 94-96%)."""
+REAL_DATA_TARGET = (0.10, 0.95)
+"""Real-data target: RL-CycleGAN + Real with at most this share of the Oracle's real episodes reaches at least
+this share of the Oracle's success."""
+MIN_SEEDS = 2
+"""Seeds every zero-shot method should have before its ordering counts."""
+METHOD_LABELS = {name: m.label for name, m in METHODS.items()}
+
+
+def recipe_rows(rows: list[Row]) -> dict[str, list[Row]]:
+    """The recipe's own rows (no --set variant) by method."""
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        if "+" not in row.method:
+            out.setdefault(row.method, []).append(row)
+    return out
+
+
+def overlap(a: Row, b: Row) -> bool:
+    """Whether the two rows' pooled 95% intervals overlap."""
+    (alo, ahi), (blo, bhi) = a.pooled, b.pooled
+    return alo <= bhi and blo <= ahi
+
+
+def _figure(row: Row) -> str:
+    seeds = len(row.records)
+    return f"{row.label} {pct(row.mean)} {interval(*row.pooled)} ({seeds} seed{'s' if seeds != 1 else ''})"
+
+
+def above(name: str, a: Row | None, b: Row | None, a_name: str = "", b_name: str = "") -> tuple[str, str, str]:
+    """Target 'a above b' as (target, verdict, figures); the verdict names a gap inside the intervals."""
+    if a is None or b is None:
+        missing = [n for n, r in ((a_name, a), (b_name, b)) if r is None]
+        return name, "not run yet", "no results for " + " and ".join(missing)
+    verdict = ("met" if a.mean > b.mean else "missed") + (", inside the intervals" if overlap(a, b) else "")
+    return name, verdict, f"{_figure(a)} vs {_figure(b)}"
+
+
+def zero_shot_targets(rows: list[Row], all_rows: list[Row]) -> list[tuple[str, str, str]]:
+    """The paper's zero-shot ordering on this benchmark, RL-CycleGAN's share of the Oracle, and the seed count."""
+    by = {m: rs[0] for m, rs in recipe_rows(rows).items()}
+    out = []
+    sim_only, others = by.get("sim-only"), [r for m, r in by.items() if m not in ("sim-only", "oracle")]
+    if sim_only is None or not others:
+        out.append(("Sim-only lowest", "not run yet", "needs Sim-only and another method"))
+    else:
+        lowest = min(others, key=lambda r: r.mean)
+        _, verdict, _ = above("", lowest, sim_only)
+        out.append(("Sim-only lowest", verdict, f"{_figure(sim_only)}; the lowest other: {_figure(lowest)}"))
+    for a, b in (("cyclegan", "gan"), ("cyclegan", "randomized-sim"), ("rl-cyclegan", "cyclegan")):
+        out.append(above(f"{METHOD_LABELS[a]} above {METHOD_LABELS[b]}", by.get(a), by.get(b), METHOD_LABELS[a], METHOD_LABELS[b]))
+    rl = by.get("rl-cyclegan")
+    oracle = oracle_success(all_rows, rl) if rl is not None else None
+    name = f"RL-CycleGAN >= {ZERO_SHOT_ORACLE_SHARE:g} of the Oracle"
+    if rl is None or not oracle:
+        out.append((name, "not run yet", "needs RL-CycleGAN and the Oracle"))
+    else:
+        share = rl.mean / oracle
+        out.append((name, "met" if share >= ZERO_SHOT_ORACLE_SHARE else "missed", f"{share:.2f} ({pct(rl.mean)} of {pct(oracle)})"))
+    few = sorted(f"{r.label} ({len(r.records)})" for r in by.values() if len(r.records) < MIN_SEEDS)
+    out.append((f">= {MIN_SEEDS} seeds per method", "met" if not few else "missed",
+                "fewer: " + ", ".join(few) if few else "every method has " + ", ".join(sorted({str(len(r.records)) for r in by.values()})) + " seeds"))
+    return out
+
+
+def real_data_targets(rows: list[Row], all_rows: list[Row]) -> list[tuple[str, str, str]]:
+    """RL-CycleGAN + Real with a small share of the Oracle's real data, against the Oracle."""
+    max_share, min_of_oracle = REAL_DATA_TARGET
+    name = f"RL-CycleGAN + Real with <= {max_share:.0%} of the Oracle's real episodes reaches >= {min_of_oracle:g} of the Oracle"
+    small = [r for r in recipe_rows(rows).get("rl-cyclegan-real", []) if r.records[0].get("budget_share") is not None
+             and r.records[0]["budget_share"] <= max_share]
+    if not small:
+        return [(name, "not run yet", f"no RL-CycleGAN + Real run at <= {max_share:.0%} of the Oracle's real episodes")]
+    oracle = oracle_success(all_rows, small[0])
+    if not oracle:
+        return [(name, "not run yet", "no Oracle of this preset among the report's results (`experiment zero-shot --only oracle`)")]
+    best = max(small, key=lambda r: r.mean)
+    figures = "; ".join(f"{r.budget:,} episodes ({r.records[0]['budget_share']:.0%}): {pct(r.mean)} {interval(*r.pooled)}, "
+                        f"{r.mean / oracle:.2f} of the Oracle's {pct(oracle)}" for r in sorted(small, key=lambda r: r.budget or 0))
+    return [(name, "met" if best.mean >= min_of_oracle * oracle else "missed", figures)]
+
+
+TARGETS = {"zero-shot": zero_shot_targets, "real-data": real_data_targets}
+"""Experiment -> the checks of its targets (on the recipe's rows; --set variants are ablations)."""
+
+
+def targets_table(rows: list[Row], all_rows: list[Row]) -> list[str]:
+    """Markdown table of the section's targets, or nothing for an experiment without any."""
+    check = TARGETS.get(rows[0].experiment)
+    if check is None:
+        return []
+    lines = ["Targets (the paper's ordering and this project's goals, checked on the recipe's runs; a gap inside the "
+             "95% intervals is named):", "", "| target | result | figures |", "|---|---|---|"]
+    return lines + [f"| {t} | {v} | {f} |" for t, v, f in check(rows, all_rows)]
 
 
 # ===================================================================================== markdown
@@ -474,6 +573,8 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
                f"Seeds {', '.join(map(str, seeds))}; {', '.join(map(str, episodes))} evaluation episodes per run; "
                f"the policies act with {' / '.join(cems)}.", ""]
         md += table(rows, all_rows) + [""]
+        targets = targets_table(rows, all_rows)
+        md += targets + ([""] if targets else [])
         kind = next((r.budget_kind for r in rows if r.budget_kind), None)
         if exp == "real-data":
             md += ["Paper (real robot): " + "; ".join(f"{n} real episodes ({frac:.0%} of all): Real-only {v['real-only']}%, "
