@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rlcyclegan.cli import main
-from rlcyclegan.experiments.report import ReportError, Row, Source, real_data_targets, stage_command, write_report, zero_shot_targets
+from rlcyclegan.experiments.report import (ReportError, Row, Source, finetune_targets, multibin_targets, real_data_targets, stage_command,
+                                          write_report, zero_shot_targets)
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -156,12 +157,12 @@ def test_report_names_the_machine_that_trained_each_run(report):
 
 # ------------------------------------------------------------------------------------ targets
 def fake_row(method: str, successes: list[int], experiment: str = "zero-shot", budget: int | None = None,
-             share: float | None = None, episodes: int = 500) -> Row:
+             share: float | None = None, episodes: int = 500, eval_name: str = "real") -> Row:
     src = Source("x", Path("x"), [], {})
     records = [{"seed": i, "success": k / episodes, "successes": k, "eval_episodes": episodes, "train_env": "rlcyclegan/Grasp-v0",
                 "budget_share": share} for i, k in enumerate(successes)]
     label = METHODS[method.split("+")[0]].label
-    return Row(experiment, "cpu", method, label, budget, "real" if budget else None, "real", records, src)
+    return Row(experiment, "cpu", method, label, budget, "real" if budget else None, eval_name, records, src)
 
 
 def verdicts(rows: list[Row]) -> dict[str, str]:
@@ -204,8 +205,31 @@ def test_real_data_target_compares_small_budgets_with_the_oracle():
     assert verdict == "met" and "550 episodes (5%): 78.0%" in figures and "11,000" not in figures
     assert low_verdict == "missed"
     assert real_data_targets([large], [large, oracle])[0][1] == "not run yet"
+    assert real_data_targets([small], [small])[0][1] == "not run yet"  # no Oracle to compare with
 
 
 def test_report_has_a_targets_table_for_zero_shot(report):
     zero_shot = sections(report.read_text())["zero-shot"]
     assert "| target | result | figures |" in zero_shot and "| RL-CycleGAN above CycleGAN |" in zero_shot
+
+
+def test_real_data_and_finetune_compare_methods_at_each_shared_budget():
+    rows = [fake_row("rl-cyclegan-real", [390], "real-data", 550, 0.05), fake_row("real-only", [100], "real-data", 550, 0.05),
+            fake_row("real-only", [300], "real-data", 11000, 1.0), fake_row("sim-real", [395], "real-data", 550, 0.05)]
+    got = {t: v for t, v, _ in real_data_targets(rows, rows)}
+    ft = [fake_row("rl-cyclegan-ft", [420], "finetune", 250), fake_row("scratch-ft", [50], "finetune", 250),
+          fake_row("scratch-ft", [60], "finetune", 1000)]
+
+    assert got["RL-CycleGAN + Real above Real-only at 550 real episodes"] == "met"
+    assert got["RL-CycleGAN + Real above Sim+Real at 550 real episodes"] == "missed, inside the intervals"
+    assert not any("11,000" in t for t in got)  # no RL-CycleGAN + Real run at that budget
+    assert [(t, v) for t, v, _ in finetune_targets(ft, ft)] == [
+        ("RL-CycleGAN + fine-tuning above Scratch (real data only) at 250 on-policy episodes", "met")]
+
+
+def test_multibin_target_asks_single_and_multi_bin_success_inside_each_others_intervals():
+    rows = [fake_row("cyclegan", [300], "multibin", eval_name="single-bin"), fake_row("cyclegan", [290], "multibin", eval_name="multi-bin"),
+            fake_row("sim-only", [300], "multibin", eval_name="single-bin"), fake_row("sim-only", [100], "multibin", eval_name="multi-bin")]
+
+    assert [(t, v) for t, v, _ in multibin_targets(rows, rows)] == [
+        ("CycleGAN: single-bin and multi-bin similar", "met"), ("Sim-only: single-bin and multi-bin similar", "missed")]
