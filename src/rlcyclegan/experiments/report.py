@@ -159,7 +159,7 @@ def paper_value(row: Row, rows: list[Row]) -> int | None:
 
 # ===================================================================================== targets
 ZERO_SHOT_ORACLE_SHARE = 0.8
-"""Zero-shot target: RL-CycleGAN's success as a share of the Oracle's (the paper's 70% is about 0.73 of its best
+"""Zero-shot target: RL-CycleGAN's success as a share of the Oracle's (the paper's 70% is 0.73-0.74 of its best
 real-data result, 94-96%)."""
 REAL_DATA_TARGET = (0.10, 0.95)
 """Real-data target: RL-CycleGAN + Real with at most this share of the Oracle's real episodes reaches at least
