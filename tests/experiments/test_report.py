@@ -223,8 +223,21 @@ def test_real_data_and_finetune_compare_methods_at_each_shared_budget():
     assert got["RL-CycleGAN + Real above Real-only at 550 real episodes"] == "met"
     assert got["RL-CycleGAN + Real above Sim+Real at 550 real episodes"] == "missed, inside the intervals"
     assert not any("11,000" in t for t in got)  # no RL-CycleGAN + Real run at that budget
-    assert [(t, v) for t, v, _ in finetune_targets(ft, ft)] == [
-        ("RL-CycleGAN + fine-tuning above Scratch (real data only) at 250 on-policy episodes", "met")]
+    assert [(t, v) for t, v, _ in finetune_targets(ft, ft)][0] == (
+        "RL-CycleGAN + fine-tuning above Scratch (real data only) at 250 on-policy episodes", "met")
+    assert len(finetune_targets(ft, ft)) == 2  # and the comparison with the (missing) zero-shot start
+
+
+def test_finetune_target_asks_each_budget_to_improve_on_the_zero_shot_start():
+    ft = [fake_row("rl-cyclegan", [330], "finetune"), fake_row("rl-cyclegan-ft", [300], "finetune", 250),
+          fake_row("rl-cyclegan-ft", [420], "finetune", 1000)]
+    got = {t: v for t, v, _ in finetune_targets(ft, ft)}
+    without_start = {t: (v, f) for t, v, f in finetune_targets(ft[1:], ft[1:])}
+
+    assert got["RL-CycleGAN + fine-tuning at 250 on-policy episodes above its start (RL-CycleGAN, zero-shot)"] == "missed, inside the intervals"
+    assert got["RL-CycleGAN + fine-tuning at 1,000 on-policy episodes above its start (RL-CycleGAN, zero-shot)"] == "met"
+    assert without_start["RL-CycleGAN + fine-tuning at 250 on-policy episodes above its start (RL-CycleGAN, zero-shot)"] == (
+        "not run yet", "no results for RL-CycleGAN")
 
 
 def test_multibin_target_asks_single_and_multi_bin_success_inside_each_others_intervals():
