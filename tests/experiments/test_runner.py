@@ -397,7 +397,10 @@ def test_a_variant_differs_from_the_recipes_run_only_in_the_overridden_field():
 
 @pytest.mark.parametrize("item, message", [
     ("lambda_rl_scene=10", "expected KIND.FIELD=VALUE"),
-    ("gan.lambda_rl_scene=10", "unknown stage kind 'gan'"),
+    ("gan.lambda_rl_scene=10", "unknown kind 'gan'"),
+    ("recipe.eval_episodes=10", "the recipe field 'eval_episodes' is not one --set varies"),
+    ("recipe.gan_real_episodes=-1", "gan_real_episodes must be >= 0"),
+    ("recipe.finetune_sim=1", "finetune_sim takes a bool"),
     ("rlcyclegan.lambda_scene=10", "RLCycleGANConfig has no field 'lambda_scene'"),
     ("rlcyclegan.lambda_rl_scene=high", "lambda_rl_scene takes a float"),
     ("rlcyclegan.steps=1.5", "steps takes an int"),
@@ -407,6 +410,27 @@ def test_a_variant_differs_from_the_recipes_run_only_in_the_overridden_field():
 def test_bad_set_items_are_clear_errors(item, message):
     with pytest.raises(ExperimentError, match=message):
         plan_experiment("zero-shot", "tiny", 1, Path("x"), only=("rl-cyclegan",), overrides=(item,))
+
+
+def test_set_recipe_field_makes_a_finetune_variant_that_replays_g_of_sim():
+    base = plan_experiment("finetune", "tiny", 1, Path("x"), only=("rl-cyclegan-ft",)).runs[-1]
+    variant = plan_experiment("finetune", "tiny", 1, Path("x"), only=("rl-cyclegan-ft",), overrides=("recipe.finetune_sim=true",)).runs[-1]
+    cfg, own = variant.stages[0].config, base.stages[0].config
+
+    assert variant.run_id == base.run_id + "+finetune_sim=true"
+    assert cfg.translate_with == Path("x/runs/rl-cyclegan-s0/rlcyclegan") and own.translate_with is None
+    assert [p.name for p in cfg.data] == [p.name for p in plan_experiment("finetune", "tiny", 1, Path("x")).runs[0].stages[0].config.data] + [p.name for p in own.data]
+    assert cfg.init_from == own.init_from == Path("x/runs/rl-cyclegan-s0/rlcyclegan")
+
+
+def test_finetune_sim_replays_sim_as_it_is_for_a_start_without_generator():
+    cfg = plan_experiment("finetune", "tiny", 1, Path("x"), only=("sim-only-ft",), overrides=("recipe.finetune_sim=true",)).runs[-1].stages[0].config
+    assert cfg.translate_with is None and any("sim" in p.name for p in cfg.data) and any("real" in p.name for p in cfg.data)
+
+
+def test_set_recipe_field_on_methods_it_leaves_unchanged_is_refused():
+    with pytest.raises(ExperimentError, match="methods scratch-ft have no such stage"):
+        plan_experiment("finetune", "tiny", 1, Path("x"), only=("scratch-ft",), overrides=("recipe.finetune_sim=true",))
 
 
 def test_set_on_methods_without_that_stage_kind_is_refused():

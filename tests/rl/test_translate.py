@@ -80,3 +80,34 @@ def test_qtopt_translate_with_fills_the_replay_with_translated_images(tmp_path, 
     assert episodes == 2
     np.testing.assert_array_equal(buf.images[buf.obs_index], expected)
     assert eval_domain(cfg) == "real" and eval_domain(preset_config("tiny")) == "sim"
+
+
+def write_grasp_episodes(folder: Path, domain: str, seeds: range) -> None:
+    env = gym.make("rlcyclegan/Grasp-v0", image_size=SIZE, domain=domain)
+    write_episodes(folder, [run_episode(env, "scripted", i, i) for i in seeds], shard_size=1, env_id="rlcyclegan/Grasp-v0",
+                   domain=domain, objects="train", policy="scripted", env_kwargs={"image_size": SIZE, "domain": domain})
+
+
+def test_qtopt_translate_with_replays_real_episodes_untranslated(tmp_path, generator_ckpt):
+    from rlcyclegan.data.dataset import EpisodeDataset
+    from rlcyclegan.train.qtopt import load_offline, preset_config
+
+    write_grasp_episodes(tmp_path / "sim", "sim", range(2))
+    write_grasp_episodes(tmp_path / "real", "real", range(2, 3))
+    cfg = preset_config("tiny", domain="real", data=(tmp_path / "sim", tmp_path / "real"), translate_with=generator_ckpt, image_size=SIZE)
+    buf, episodes = load_offline(cfg, tmp_path, (SIZE, SIZE, 3), 2, 6, progress=False)
+
+    sim, real = EpisodeDataset(tmp_path / "sim"), EpisodeDataset(tmp_path / "real")
+    expected = np.concatenate([ImageTranslator.load(generator_ckpt)(sim.images()), real.images()])
+    assert episodes == 3
+    np.testing.assert_array_equal(buf.images, expected)
+
+
+def test_qtopt_translate_with_refuses_a_folder_mixing_real_and_sim(tmp_path, generator_ckpt):
+    from rlcyclegan.train.qtopt import load_offline, preset_config
+
+    write_grasp_episodes(tmp_path / "mixed", "sim", range(1))
+    write_grasp_episodes(tmp_path / "mixed", "real", range(1, 2))
+    cfg = preset_config("tiny", data=(tmp_path / "mixed",), translate_with=generator_ckpt, image_size=SIZE)
+    with pytest.raises(ValueError, match=r"mixed.*domains \['real', 'sim'\]"):
+        load_offline(cfg, tmp_path, (SIZE, SIZE, 3), 2, 6, progress=False)

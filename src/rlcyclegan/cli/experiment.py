@@ -32,8 +32,10 @@ class ExperimentArgs:
     """Override the preset's budget list (real episodes for real-data, on-policy episodes for finetune)."""
     set: tuple[str, ...] = ()
     """Variant of the selected methods: KIND.FIELD=VALUE overrides of their training configs (KIND: qtopt or
-    rlcyclegan), e.g. --only rl-cyclegan --set rlcyclegan.lambda_rl_scene=10. The runs go to folders tagged with
-    the overrides (rl-cyclegan-s0+lambda_rl_scene=10), beside the recipe's own, and the report lists them apart."""
+    rlcyclegan), e.g. --only rl-cyclegan --set rlcyclegan.lambda_rl_scene=10, or of the recipe fields that shape
+    their stages (KIND recipe: finetune_sim, finetune_real_episodes, gan_real_episodes), e.g. --only
+    rl-cyclegan-ft --set recipe.finetune_sim=true. The runs go to folders tagged with the overrides
+    (rl-cyclegan-s0+lambda_rl_scene=10), beside the recipe's own, and the report lists them apart."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     threads: int = 0

@@ -145,6 +145,9 @@ def select_methods(name: str, only: tuple[str, ...]) -> tuple[list[str], list[st
 
 
 STAGE_CONFIGS = {"qtopt": qt.QTOptConfig, "rlcyclegan": rc.RLCycleGANConfig}
+RECIPE_SETTABLE = ("finetune_sim", "finetune_real_episodes", "gan_real_episodes")
+"""Recipe fields `--set recipe.FIELD=VALUE` may vary: the ones that shape the training stages of a method (the
+evaluation and the budgets belong to the experiment as a whole)."""
 OVERRIDE_LOCKED = ("out", "name", "seed", "env", "sim_data", "real_data", "data", "init_q", "translate_with", "init_from",
                    "progress", "threads", "device")
 """Fields `--set` may not change: where a run lives and what it learns from belong to the experiment's recipe."""
@@ -160,18 +163,24 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, A
         kind, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise ExperimentError(f"--set {item!r}: expected KIND.FIELD=VALUE, e.g. rlcyclegan.lambda_rl_scene=10")
-        if kind not in STAGE_CONFIGS:
-            raise ExperimentError(f"--set {item!r}: unknown stage kind {kind!r}; expected one of: {', '.join(STAGE_CONFIGS)}")
-        fields = {f.name: f for f in dataclasses.fields(STAGE_CONFIGS[kind])}
-        if name not in fields:
-            raise ExperimentError(f"--set {item!r}: {STAGE_CONFIGS[kind].__name__} has no field {name!r}")
-        if name in OVERRIDE_LOCKED:
-            raise ExperimentError(f"--set {item!r}: {name!r} is fixed by the experiment's recipe")
+        if kind == "recipe":
+            if name not in RECIPE_SETTABLE:
+                raise ExperimentError(f"--set {item!r}: the recipe field {name!r} is not one --set varies; "
+                                      f"expected one of: {', '.join(RECIPE_SETTABLE)}")
+            default = getattr(RECIPES["cpu"], name)
+        elif kind not in STAGE_CONFIGS:
+            raise ExperimentError(f"--set {item!r}: unknown kind {kind!r}; expected one of: {', '.join([*STAGE_CONFIGS, 'recipe'])}")
+        else:
+            fields = {f.name: f for f in dataclasses.fields(STAGE_CONFIGS[kind])}
+            if name not in fields:
+                raise ExperimentError(f"--set {item!r}: {STAGE_CONFIGS[kind].__name__} has no field {name!r}")
+            if name in OVERRIDE_LOCKED:
+                raise ExperimentError(f"--set {item!r}: {name!r} is fixed by the experiment's recipe")
+            default = getattr(STAGE_CONFIGS[kind](), name)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        default = getattr(STAGE_CONFIGS[kind](), name)
         if isinstance(default, bool) or isinstance(value, bool):
             ok = isinstance(value, bool) and isinstance(default, bool)
         elif isinstance(default, float):
@@ -185,6 +194,8 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, A
             kind_name = type(default).__name__
             article = "an" if kind_name[0] in "aeiou" else "a"
             raise ExperimentError(f"--set {item!r}: {name} takes {article} {kind_name} (got {value!r})")
+        if kind == "recipe" and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ExperimentError(f"--set {item!r}: {name} must be >= 0")
         out.setdefault(kind, {})[name] = value
     return out
 
@@ -226,8 +237,11 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
     """Every run of the experiment (dependencies before the runs that use them), with its stages and data.
 
     ``overrides`` (`--set KIND.FIELD=VALUE`) make a variant of the selected methods (``only``, else all): their
-    stages of that kind train with the changed fields, in folders tagged with them (METHOD-sSEED+TAG), beside the
-    recipe's own runs; methods added only as dependencies stay the recipe's."""
+    stages of that kind train with the changed fields (KIND recipe: their stages are built from the recipe with
+    the changed fields), in folders tagged with them (METHOD-sSEED+TAG), beside the recipe's own runs; methods
+    added only as dependencies stay the recipe's."""
+    from dataclasses import replace
+
     check_name(name)
     if preset not in RECIPES:
         raise ExperimentError(f"unknown preset {preset!r}; expected one of: {', '.join(RECIPES)}")
@@ -243,6 +257,8 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
     over = parse_overrides(overrides)
     tag = variant_tag(over) if over else ""
     varied = frozenset(m for m in methods if m not in added) if over else frozenset()
+    varied_recipe = replace(recipe, **over.get("recipe", {}))
+    touched: set[str] = set()
     runs: list[RunPlan] = []
     for seed in range(seeds):
         for method in methods:
@@ -250,19 +266,25 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
             variant = tag if method in varied else ""
             probe = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method)
             for budget in specs.budgets(probe, m, tuple(budgets) or None):
-                ctx = Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method, budget, variant, varied)
+                ctx = Ctx(name, preset, varied_recipe if variant else recipe, out, EXPERIMENTS[name].env, seed, method,
+                          budget, variant, varied)
                 stages = m.build(ctx)
                 if variant:
+                    if any(s.kind in over for s in stages):
+                        touched.add(method)
+                    if "recipe" in over:
+                        own = m.build(Ctx(name, preset, recipe, out, EXPERIMENTS[name].env, seed, method, budget, variant, varied))
+                        if [s.config for s in own] != [s.config for s in stages]:
+                            touched.add(method)
                     stages = apply_overrides(stages, over)
                 runs.append(RunPlan(specs.run_id(method, seed, budget, variant), method, seed, budget, ctx.run_dir(), stages,
                                     [specs.run_id(dep, seed, variant=tag if dep in varied else "") for dep in m.needs],
                                     list(ctx.datasets.values()), m.real_offline(ctx), m.onpolicy_real, variant))
     if over:
-        touched = {r.method for r in runs if r.variant and any(s.kind in over for s in r.stages)}
         untouched = sorted(varied - touched)
         if untouched:
-            raise ExperimentError(f"--set {', '.join(over)}.*: methods {', '.join(untouched)} have no such stage; "
-                                  f"select the methods it applies to with --only")
+            raise ExperimentError(f"--set {', '.join(over)}.*: methods {', '.join(untouched)} have no such stage "
+                                  f"(or train the same with it); select the methods it applies to with --only")
     plan = Plan(name, preset, tuple(range(seeds)), out, episodes or recipe.eval_episodes, runs, added, overrides=over)
     plan.command = command_line(name, preset, seeds, out, episodes, only, budgets, overrides)
     check_datasets(plan)

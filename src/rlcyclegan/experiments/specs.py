@@ -61,6 +61,11 @@ class Recipe:
     finetune_real_episodes: int
     """finetune experiment: real off-policy episodes (scripted + random, as the pools) replayed besides the
     on-policy ones (the paper: 5k off-policy + 10k on-policy); 0: on-policy data only."""
+    finetune_sim: bool = False
+    """finetune experiment: a fine-tuning stage that starts from a run also replays that run's sim pool besides
+    the real episodes, through the run's generator when it has one (RL-CycleGAN: G(sim), the images its Q_real
+    learned from; Sim-only: sim as it is), so the start's training data stays in the off-policy half of each
+    batch. False: real episodes only (off-policy and on-policy). Scratch never replays sim."""
     collect_workers: int = 2
     """Processes collecting the shared episode pools."""
     eval_cem: tuple[int, int, int] | None = None
@@ -394,9 +399,16 @@ def _finetune(start: str | None) -> Callable[[Ctx], list[Stage]]:
 
     def build(ctx: Ctx) -> list[Stage]:
         n_off = ctx.recipe.finetune_real_episodes
-        init = None if start is None else ctx.run_dir(start) / METHODS[start].policy_stage
-        cfg = ctx.qtopt("qtopt", domain="real", data=ctx.episodes("real", n_off) if n_off else (), offline_episodes=0,
-                        offline_random_episodes=0, online=True, online_start=0, steps=finetune_steps(ctx), init_from=init)
+        data = ctx.episodes("real", n_off) if n_off else ()
+        init = translate = None
+        if start is not None:
+            init = ctx.run_dir(start) / METHODS[start].policy_stage
+            if ctx.recipe.finetune_sim:
+                data = ctx.episodes("sim") + data
+                generator = METHODS[start].generator_stage
+                translate = None if generator is None else ctx.run_dir(start) / generator
+        cfg = ctx.qtopt("qtopt", domain="real", data=data, offline_episodes=0, offline_random_episodes=0, online=True,
+                        online_start=0, steps=finetune_steps(ctx), init_from=init, translate_with=translate)
         return [Stage("qtopt", "qtopt", cfg)]
 
     return build

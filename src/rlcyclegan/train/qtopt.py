@@ -99,9 +99,11 @@ class QTOptConfig:
     both targets start from its weights instead of at random (fine-tuning). The architecture must match
     (--qnet, --qnet-coords, --qnet-norm, image size, state and action sizes); a new run only (--resume ignores it)."""
     translate_with: Path | None = None
-    """Generator checkpoint or run folder (from `train rlcyclegan`, any method): every training image
-    (off-policy data, on-policy collection) goes through its sim-to-real G first. This is the paper's
-    protocol for the GAN and CycleGAN baselines: train on G(sim), then act on real images as is."""
+    """Generator checkpoint or run folder (from `train rlcyclegan`, any method): every training image not
+    already in the `real` domain (off-policy folders recorded in another domain; on-policy collection unless
+    --domain is real) goes through its sim-to-real G first; real images are replayed as they are. This is the
+    paper's protocol for the GAN and CycleGAN baselines (train on G(sim), then act on real images as is), and
+    lets a real-domain run (fine-tuning) replay G(sim) besides its real episodes."""
 
     # ---- on-policy collection
     online: bool = True
@@ -379,10 +381,14 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
     images = np.empty((sum(counts), *image_shape), np.uint8)
     parts, offset = [], 0
     for d, ds, count in zip(dirs, sets, counts):
+        if translate is not None and "real" in ds.domains and len(ds.domains) > 1:
+            raise ValueError(f"{d}: holds episodes of the domains {ds.domains}; with --translate-with, keep real "
+                             "episodes (replayed as they are) and the ones G translates in separate folders")
         imgs = EpisodeDataset(d).images()
         if len(imgs) != count:
             raise ValueError(f"{d}: changed while it was being loaded ({count} then {len(imgs)} observations)")
-        images[offset : offset + count] = imgs if translate is None else translate(imgs)  # translated once, before indexing
+        through_g = translate is not None and ds.domains != ["real"]
+        images[offset : offset + count] = translate(imgs) if through_g else imgs  # translated once, before indexing
         del imgs
         tr = ds.transitions()
         keys = ("obs_index", "next_obs_index", "state", "next_state", "action", "reward", "done")
@@ -584,7 +590,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
 
     # ---- actors
     spec = ActorSpec(cfg.env, env_kwargs_for(cfg), cfg.envs_per_worker, q.cfg.to_dict(), low.tolist(), high.tolist(), {"cem_" + k: v for k, v in cem.items()},
-                     translate_with=None if cfg.translate_with is None else str(cfg.translate_with))
+                     translate_with=None if cfg.translate_with is None or cfg.domain == "real" else str(cfg.translate_with))
     actors = ActorPool(spec, cfg.actor_workers) if cfg.online else None
     eval_envs = [gym.make(cfg.env, **env_kwargs_for(cfg, objects=cfg.eval_objects, domain=eval_domain(cfg))) for _ in range(cfg.eval_envs)]
     eval_policy = Policy(make_qnet(cfg, image_shape, state_dim, action_dim, gates, aux_out), low, high, device=device, seed=cfg.seed + 2, **{"cem_" + k: v for k, v in cem.items()})
