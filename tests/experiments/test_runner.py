@@ -457,3 +457,13 @@ def test_records_carry_the_machine_that_trained_each_stage(tiny_experiment):
     for r in read_results(tiny_experiment("zero-shot")):
         assert set(r["machines"]) == set(r["stages"])
         assert all(m["device"] == "cpu" and m["cpu_count"] >= 1 and "torch" in m for m in r["machines"].values())
+
+
+def test_a_stage_stopped_by_its_time_limit_is_reported_short_of_its_steps(capsys, tmp_path):
+    from rlcyclegan.experiments.specs import Stage
+    from rlcyclegan.train import qtopt as qt
+
+    stage = Stage("qtopt", "qtopt", qt.preset_config("tiny", steps=100, max_minutes=5.0))
+    assert runner.short_of_steps(stage, tmp_path, 50)
+    assert "stopped at step 50 of 100 (max_minutes=5 reached)" in capsys.readouterr().err
+    assert not runner.short_of_steps(stage, tmp_path, 100)

@@ -476,7 +476,10 @@ def commands_section(sections: list[tuple[tuple, list[Row]]]) -> list[str]:
                 cfg = json.loads(cfg_path.read_text())
                 kind = "qtopt" if "offline_episodes" in cfg else "rlcyclegan"
                 preset = recipe.get(f"{kind}_preset", "cpu")
-                lines.append(f"  - `{stage}` ({rec['steps'][stage]} steps): `{stage_command(kind, cfg, preset)}`")
+                ran, want = rec["steps"][stage], cfg.get("steps")
+                steps = f"{ran} steps" if want is None or ran >= want else \
+                    f"**{ran} of {want} steps: stopped by its max_minutes={cfg.get('max_minutes')} limit**"
+                lines.append(f"  - `{stage}` ({steps}): `{stage_command(kind, cfg, preset)}`")
         lines.append("")
     return lines
 

@@ -459,6 +459,19 @@ def export_final(folder: Path) -> Path:
     return save_checkpoint(folder / FINAL_NAME, {k: ckpt[k] for k in FINAL_KEYS if k in ckpt})
 
 
+def short_of_steps(stage: Stage, folder: Path, step: int | None) -> bool:
+    """Warn (and return True) when a stage stopped before its steps: its `max_minutes` wall-time limit bound, so
+    its result depends on how fast the machine ran and is not the recipe's training."""
+    want = stage.config.steps
+    if step is None or step >= want:
+        return False
+    print(f"[experiment] WARNING: {folder} stopped at step {step} of {want} (max_minutes={stage.config.max_minutes:g} "
+          f"reached); its result is of a shorter training than the recipe's. To finish it (exact resume): move "
+          f"{folder}/done.json away, then `rlcyclegan train {stage.kind} --resume {folder} --max-minutes M` with a larger "
+          f"M, then run the experiment again", file=sys.stderr)
+    return True
+
+
 def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     """Train, resume or skip one stage; returns what happened (trained, resumed, skipped)."""
     done = folder / "done.json"
@@ -483,6 +496,7 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
         train(stage.config)
         action = "trained"
     ckpt = load_checkpoint(folder)
+    short_of_steps(stage, folder, ckpt.get("step"))
     export_final(folder)
     write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
                              "online_episodes": int(ckpt.get("online_episodes", 0)),
