@@ -87,12 +87,22 @@ def test_finetune_collects_the_on_policy_budget_in_real_from_the_source_policy(t
     out = tiny_experiment("finetune")
     records = {r["method"]: r for r in read_results(out)}
 
-    for method in ("rl-cyclegan-ft", "sim-only-ft", "scratch-ft"):
+    for method in ("rl-cyclegan-ft", "rl-cyclegan-joint-ft", "sim-only-ft", "scratch-ft"):
         assert records[method]["onpolicy_episodes"] == records[method]["budget"] == 4
         assert records[method]["onpolicy_domain"] == "real"
     cfg = json.loads((out / "runs" / "rl-cyclegan-ft-s0-4" / "qtopt" / "config.json").read_text())
     assert cfg["init_from"].endswith("runs/rl-cyclegan-s0/rlcyclegan") and cfg["domain"] == "real"
     assert json.loads((out / "runs" / "scratch-ft-s0-4" / "qtopt" / "config.json").read_text())["init_from"] is None
+
+
+def test_joint_finetune_continues_the_rl_cyclegan_run_with_real_on_policy_episodes_as_real_transitions(tiny_experiment):
+    out = tiny_experiment("finetune")
+    cfg = json.loads((out / "runs" / "rl-cyclegan-joint-ft-s0-4" / "rlcyclegan" / "config.json").read_text())
+
+    assert cfg["init_from"].endswith("runs/rl-cyclegan-s0/rlcyclegan")
+    assert cfg["online_real"] and cfg["collect_domain"] == "real" and cfg["online_start"] == 0
+    real = [Path(p) for p in cfg["real_data"]]  # the real off-policy episodes (scripted and random pools), with transitions
+    assert real and all(p.name.split("-")[1] == "real" and rc.is_episode_source(p) for p in real)
 
 
 def test_multibin_trains_in_the_multi_bin_env_and_evaluates_single_and_multi_bin(tiny_experiment):

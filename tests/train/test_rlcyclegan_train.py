@@ -597,3 +597,74 @@ def test_a_run_with_shifted_q_inputs_trains_and_resumes_exactly(bandit_data, rea
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
     _assert_state_equal(a["state"], b["state"], "state")
     assert any(not torch.equal(v, load_checkpoint(plain)["state"]["q_real"][k]) for k, v in a["state"]["q_real"].items())
+
+
+# ------------------------------------------------------------------------------------ fine-tuning on the robot
+def test_sample_batch_with_online_real_draws_the_online_fraction_of_real_rows_from_the_on_policy_buffer(bandit_data, real_data):
+    from rlcyclegan.rl.replay import ReplayBuffer
+    from rlcyclegan.train.rlcyclegan import RealData, episode_buffer
+
+    sim, real = episode_buffer([bandit_data]), RealData(episode_buffer([real_data["episodes"]]), None)
+    eps = random_bandit_episodes(20, seed=7)
+    for e in eps:
+        e.images[:] = 255  # on-policy rows are recognisable by their all-white images
+    online = ReplayBuffer(100, sim.image_shape, 0, 1)
+    online.add_episodes(eps)
+    batch = sample_batch(sim, real, 16, np.random.default_rng(0), torch.device("cpu"), q_extra=8, online=online,
+                         online_fraction=0.25, online_real=True)
+
+    white = lambda t: int((t.flatten(1) == 255).all(1).sum())  # noqa: E731
+    assert white(batch["real"]["image"]) == 4 and "action" in batch["real"]
+    assert white(batch["sim"]["image"]) == 0 and white(batch["sim_q"]["image"]) == 0
+
+
+def test_init_from_starts_every_network_optimizer_and_pool_from_the_run_with_this_configs_learning_rates(runs):
+    from rlcyclegan.train.rlcyclegan import load_init_from
+
+    cfg = replace(runs["cfg"], init_from=runs["full"], lr_q=1e-5, seed=5)
+    nets = build_nets(cfg, 32, 0, 1, torch.device("cpu"), BOUNDS)
+    load_init_from(nets, cfg, torch.device("cpu"))
+
+    saved = load_checkpoint(runs["full"])["state"]
+    for name in ("G", "F", "D_X", "D_Y", "q_sim", "q_real", "q_sim_polyak", "q_real_lagged", "pool_x", "pool_y"):
+        _assert_state_equal(saved[name], getattr(nets, name).state_dict(), name)
+    assert nets.opt_q.state_dict()["state"].keys() == saved["opt_q"]["state"].keys() and saved["opt_q"]["state"]
+    assert [g["lr"] for g in nets.opt_q.param_groups] == [1e-5] and [g["lr"] for g in nets.opt_g.param_groups] == [cfg.lr_generator]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(generator_channels=6), r"another config .*generator_channels"),
+    (dict(init_from="qtopt"), "holds no RL-CycleGAN training state"),
+])
+def test_init_from_a_run_that_does_not_fit_is_refused_naming_why(runs, tmp_path, change, message):
+    from rlcyclegan.train.rlcyclegan import load_init_from
+
+    if change.get("init_from") == "qtopt":  # a checkpoint without the joint training state
+        ckpt = load_checkpoint(runs["full"])
+        save_checkpoint(tmp_path / "slim.pt", {k: v for k, v in ckpt.items() if k not in ("state", "format_version")})
+        change = dict(init_from=tmp_path / "slim.pt")
+    cfg = replace(runs["cfg"], **{"init_from": runs["full"], **change})
+    nets = build_nets(cfg, 32, 0, 1, torch.device("cpu"), BOUNDS)
+    with pytest.raises(CheckpointError, match=message):
+        load_init_from(nets, cfg, torch.device("cpu"))
+
+
+def test_online_real_run_continues_a_run_and_stores_its_real_rounds(runs, bandit_data, real_data, tmp_path):
+    from rlcyclegan.data.store import list_shards
+
+    cfg = replace(online_config(bandit_data, real_data, tmp_path, "ft", online_real=True, online_start=0, steps=6,
+                                init_from=runs["full"], rl_scene_warmup=0), real_data=(real_data["episodes"],))
+    run = train_rlcyclegan(cfg)
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 6 and ckpt["rounds"] == 2 and len(list_shards(run / "online")) == 2  # rounds at steps 0 and 3
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(online=False), "online_real needs online collection"),
+    (dict(collect_policy="sim"), "collect_policy must be real"),
+    (dict(real_data="images"), "not images only"),
+])
+def test_bad_online_real_settings_are_refused_naming_them(bandit_data, real_data, tmp_path, fields, message):
+    real = (real_data[fields.pop("real_data", "episodes")],)
+    with pytest.raises(ValueError, match=message):
+        train_rlcyclegan(replace(online_config(bandit_data, real_data, tmp_path, "bad", online_real=True, **fields), real_data=real))

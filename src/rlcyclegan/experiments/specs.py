@@ -414,6 +414,25 @@ def _finetune(start: str | None) -> Callable[[Ctx], list[Stage]]:
     return build
 
 
+def _finetune_joint(ctx: Ctx) -> list[Stage]:
+    """RL-CycleGAN's joint training continued on the robot: every network, optimizer and pool from the RL-CycleGAN
+    run (--init-from), on-policy episodes collected in `real` by Q_real on the images as they come, joining the
+    ``finetune_real_episodes`` real off-policy episodes as the real transitions (Q_real's TD on real data, the y
+    side of the GAN and RL-scene losses) while the sim side and the RL-scene loss go on as before."""
+    n_off = ctx.recipe.finetune_real_episodes
+    if n_off < 1:
+        raise ValueError("rl-cyclegan-joint-ft needs recipe.finetune_real_episodes >= 1 (its real transitions before the first round)")
+    base = ctx.base_qtopt()  # the same collection schedule as the QT-Opt fine-tuning methods, so finetune_steps holds
+    fields = {**_rl_q_aux(ctx), **ctx.recipe.rl_cyclegan,
+              "online": True, "online_real": True, "collect_policy": "real", "collect_domain": "real", "collect_objects": "train",
+              "online_start": 0, "collect_every": base.collect_every, "collect_episodes": base.collect_episodes,
+              "collect_envs": min(base.collect_episodes, rc.RLCycleGANConfig.collect_envs), "rl_scene_warmup": 0,
+              "steps": finetune_steps(ctx)}
+    cfg = ctx.rlcyclegan("rlcyclegan", method="rlcyclegan", sim_data=ctx.episodes("sim"), real_data=ctx.episodes("real", n_off),
+                         init_from=ctx.run_dir("rl-cyclegan") / METHODS["rl-cyclegan"].policy_stage, **fields)
+    return [Stage("rlcyclegan", "rlcyclegan", cfg)]
+
+
 def _gan_images(ctx: Ctx) -> int:
     return ctx.recipe.gan_real_episodes
 
@@ -435,6 +454,8 @@ METHODS: dict[str, Method] = {
                                real_offline=Ctx.real_budget, budget="real"),
     "rl-cyclegan-ft": Method("RL-CycleGAN + fine-tuning", _finetune("rl-cyclegan"), "qtopt", needs=("rl-cyclegan",),
                              real_offline=lambda ctx: _gan_images(ctx) + _finetune_real(ctx), onpolicy_real=True, budget="onpolicy"),
+    "rl-cyclegan-joint-ft": Method("RL-CycleGAN + joint fine-tuning", _finetune_joint, "rlcyclegan", "rlcyclegan", needs=("rl-cyclegan",),
+                                   real_offline=lambda ctx: _gan_images(ctx) + _finetune_real(ctx), onpolicy_real=True, budget="onpolicy"),
     "sim-only-ft": Method("Sim-only + fine-tuning", _finetune("sim-only"), "qtopt", needs=("sim-only",), real_offline=_finetune_real,
                           onpolicy_real=True, budget="onpolicy"),
     "scratch-ft": Method("Scratch (real data only)", _finetune(None), "qtopt", real_offline=_finetune_real, onpolicy_real=True,
@@ -456,7 +477,8 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {
     "zero-shot": Experiment("Zero-shot sim-to-real transfer", ("sim-only", "randomized-sim", "gan", "cyclegan", "rl-cyclegan", "oracle")),
     "real-data": Experiment("Adding real episodes", ("sim-only", "real-only", "sim-real", "rl-cyclegan-real")),
-    "finetune": Experiment("On-policy fine-tuning in real", ("sim-only", "rl-cyclegan", "rl-cyclegan-ft", "sim-only-ft", "scratch-ft")),
+    "finetune": Experiment("On-policy fine-tuning in real", ("sim-only", "rl-cyclegan", "rl-cyclegan-ft", "rl-cyclegan-joint-ft",
+                                                                  "sim-only-ft", "scratch-ft")),
     "multibin": Experiment("Multi-bin robot (the paper's Robot 2)", ("sim-only", "cyclegan", "rl-cyclegan"), env=MULTIBIN,
                            evaluations=(Evaluation("single-bin", GRASP), Evaluation("multi-bin", MULTIBIN))),
 }

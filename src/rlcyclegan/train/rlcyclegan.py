@@ -123,6 +123,12 @@ class RLCycleGANConfig:
     init_q: Path | None = None
     """A Sim-only QT-Opt checkpoint or run folder: Q_sim (and its targets) start from its Q-network and the Q
     architecture is the checkpoint's. None: Q_sim starts at random. Q_real always starts as a copy of Q_sim."""
+    init_from: Path | None = None
+    """An RL-CycleGAN run folder or checkpoint to continue from on other data (joint fine-tuning, e.g. with
+    on-policy real episodes, --online-real): every network (G, F, D_X, D_Y, Q_sim, Q_real and their target
+    networks), the optimizers' moments and the image pools start from it; steps, RNGs and the on-policy buffer
+    start anew, and the learning rates are this config's. The networks' config must be the checkpoint's (the
+    Q architecture is taken from it; --init-q is ignored)."""
 
     # ---- losses
     lambda_gan: float = 1.0
@@ -243,6 +249,12 @@ class RLCycleGANConfig:
     online_ramp: int = 2000
     """On-policy transitions at which ``online_fraction`` is reached; below, the share grows in proportion.
     Shorter than QT-Opt's 10k: the cpu preset's 10k steps collect about 7k on-policy transitions in all."""
+    online_real: bool = False
+    """The on-policy episodes are real-robot episodes (fine-tuning on the robot): Q_real acts on the collection
+    env's images as they are (no G) and the episodes join the real transitions, up to ``online_fraction`` of every
+    real batch (Q_real's TD loss on real data and the y side of the GAN and RL-scene losses), instead of the sim
+    batches. Set --collect-domain to the real look (`real` for rlcyclegan envs); needs --online, real data of
+    episodes and collect_policy "real"."""
     epsilon: float = 0.05
     """Probability of a uniform random action per step while collecting."""
     noise: float = 0.1
@@ -353,8 +365,14 @@ def check_config(cfg: RLCycleGANConfig) -> None:
             problems.append(f"online_fraction must be in [0, 1] (got {cfg.online_fraction})")
         if min(cfg.collect_every, cfg.collect_episodes, cfg.collect_envs, cfg.online_capacity) < 1 or cfg.online_start < 0:
             problems.append("collect_every, collect_episodes, collect_envs and online_capacity must be >= 1, online_start >= 0")
+        if cfg.online_real and cfg.collect_policy != "real":
+            problems.append("online_real collects with Q_real on the robot: collect_policy must be real")
         if not 0 <= cfg.epsilon <= 1 or cfg.noise < 0:
             problems.append(f"epsilon must be in [0, 1] and noise >= 0 (got {cfg.epsilon}, {cfg.noise})")
+    elif cfg.online_real:
+        problems.append("online_real needs online collection (--online)")
+    if cfg.init_from is not None and cfg.method != "rlcyclegan":
+        problems.append(f"init_from continues an RL-CycleGAN run: method must be rlcyclegan (got {cfg.method!r})")
     if cfg.augment_shift < 0:
         problems.append(f"augment_shift must be >= 0 (got {cfg.augment_shift})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
@@ -445,7 +463,8 @@ def load_real(paths: list[Path], image_shape, state_dim: int, action_dim: int) -
 
 
 def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Generator, device: torch.device,
-                 done_fraction: float = 0.0, q_extra: int = 0, online: ReplayBuffer | None = None, online_fraction: float = 0.0) -> dict:
+                 done_fraction: float = 0.0, q_extra: int = 0, online: ReplayBuffer | None = None, online_fraction: float = 0.0,
+                 online_real: bool = False) -> dict:
     """{"sim": the replay fields of n sim transitions, "real": {"image"} or the replay fields of n real ones}, as tensors.
 
     Real images-only data has no actions or states: the y-side RL-scene terms then use the sim
@@ -453,14 +472,17 @@ def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Gener
     ``done_fraction`` of the transitions are drawn among terminal ones (see RLCycleGANConfig.done_fraction).
     ``q_extra`` > 0 adds "sim_q": that many more sim transitions for the Q-networks' TD loss only
     (RLCycleGANConfig.q_batch_size), drawn after the others. With an ``online`` buffer, ``online_fraction`` of
-    each sim draw comes from it (:func:`sample_mixed`; without one the draws are exactly ``sim.sample``'s).
+    each sim draw comes from it (:func:`sample_mixed`; without one the draws are exactly ``sim.sample``'s), or, with
+    ``online_real``, of each real draw (the on-policy episodes are real ones; RLCycleGANConfig.online_real).
     """
-    s = sample_mixed(sim, online, n, online_fraction, rng, done_fraction)
-    r = real.buffer.sample(n, rng, done_fraction) if real.buffer is not None else {"image": real.images[rng.integers(0, len(real.images), n)]}  # type: ignore[index]
+    sim_online, real_online = (None, online) if online_real else (online, None)
+    s = sample_mixed(sim, sim_online, n, online_fraction, rng, done_fraction)
+    r = (sample_mixed(real.buffer, real_online, n, online_fraction, rng, done_fraction) if real.buffer is not None
+         else {"image": real.images[rng.integers(0, len(real.images), n)]})  # type: ignore[index]
     to = lambda d: {k: torch.as_tensor(v).to(device) for k, v in d.items()}  # noqa: E731
     batch = {"sim": to(s), "real": to(r)}
     if q_extra > 0:
-        batch["sim_q"] = to(sample_mixed(sim, online, q_extra, online_fraction, rng, done_fraction))
+        batch["sim_q"] = to(sample_mixed(sim, sim_online, q_extra, online_fraction, rng, done_fraction))
     return batch
 
 
@@ -523,15 +545,16 @@ def discriminator_config(cfg: RLCycleGANConfig) -> DiscriminatorConfig:
 
 
 def q_config(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_dim: int, aux_outputs: int = 0) -> QNetConfig:
-    """The Q architecture: --init-q's when given, else the preset for this data."""
-    if cfg.init_q is not None:
-        qc = QNetConfig(**load_checkpoint(cfg.init_q)["policy"]["qnet_config"])
+    """The Q architecture: --init-from's or --init-q's when given, else the preset for this data."""
+    source = cfg.init_from if cfg.init_from is not None else cfg.init_q
+    if source is not None:
+        qc = QNetConfig(**load_checkpoint(source)["policy"]["qnet_config"])
         want = {"image_size": image_size, "state_dim": state_dim, "action_dim": action_dim}
         if aux_outputs:
             want["aux_outputs"] = aux_outputs
         diff = {k: (getattr(qc, k), v) for k, v in want.items() if getattr(qc, k) != v}
         if diff:
-            raise CheckpointError(f"{cfg.init_q}: its Q-network does not fit the data (field: (checkpoint, data)): {diff}")
+            raise CheckpointError(f"{source}: its Q-network does not fit the data (field: (checkpoint, data)): {diff}")
         return qc
     return QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_size, "state_dim": state_dim,
                          "action_dim": action_dim, "coords": cfg.qnet_coords,
@@ -552,7 +575,7 @@ def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_di
     if rl:
         qc = q_config(cfg, image_size, state_dim, action_dim, aux.outputs if aux else 0)
         qs = [GraspQNet(qc).to(device) for _ in range(6)]
-        if cfg.init_q is not None:  # Q_sim from the Sim-only QT-Opt run
+        if cfg.init_q is not None and cfg.init_from is None:  # Q_sim from the Sim-only QT-Opt run
             qs[0].load_state_dict(load_checkpoint(cfg.init_q, map_location=device)["policy"]["qnet"])
         qs[1].load_state_dict(qs[0].state_dict())  # Q_real starts as Q_sim
         for online, targets in ((qs[0], qs[2:4]), (qs[1], qs[4:6])):
@@ -573,6 +596,34 @@ def build_nets(cfg: RLCycleGANConfig, image_size: int, state_dim: int, action_di
         bounds=bounds,
         aux=aux,
     )
+
+
+INIT_FROM_FIELDS = ("method", "generator", "generator_channels", "discriminator", "discriminator_channels", "pool_size")
+"""Config fields an --init-from checkpoint must share with the config (they shape the networks and pools)."""
+
+
+def load_init_from(nets: Nets, cfg: RLCycleGANConfig, device: torch.device) -> None:
+    """Start every network, optimizer moment and image pool from the --init-from run (see RLCycleGANConfig.init_from);
+    the learning rates stay this config's."""
+    source = Path(cfg.init_from)  # type: ignore[arg-type]
+    ckpt = load_checkpoint(source, map_location=device)
+    if ckpt.get("kind") != "rlcyclegan" or "state" not in ckpt:
+        raise CheckpointError(f"init_from {source}: holds no RL-CycleGAN training state (a {ckpt.get('kind')!r} checkpoint"
+                              f"{', or a final.pt export, which keeps the policy and generators only' if 'state' not in ckpt else ''}); "
+                              "give the run folder of an RL-CycleGAN run whose checkpoints/latest.pt is there")
+    saved = ckpt["config"]
+    diff = {k: (saved.get(k), to_jsonable(getattr(cfg, k))) for k in INIT_FROM_FIELDS if saved.get(k) != to_jsonable(getattr(cfg, k))}
+    if (saved.get("aux_weight", 0.0) > 0) != (cfg.aux_weight > 0):
+        diff["aux_weight"] = (saved.get("aux_weight"), cfg.aux_weight)
+    if diff:
+        raise CheckpointError(f"init_from {source}: its networks were built with another config (field: (checkpoint, config)): {diff}")
+    try:
+        nets.load_state_dicts(ckpt["state"], device)
+    except (RuntimeError, KeyError, ValueError, CheckpointError) as e:
+        raise CheckpointError(f"init_from {source}: its networks do not fit this config: {e}") from e
+    for opt, lr in ((nets.opt_g, cfg.lr_generator), (nets.opt_d, cfg.lr_discriminator), (nets.opt_q, cfg.lr_q)):
+        for group in opt.param_groups if opt is not None else ():
+            group["lr"] = lr
 
 
 # ===================================================================================== one step
@@ -991,7 +1042,8 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     from tqdm.auto import tqdm
 
     cfg = replace(cfg, out=Path(cfg.out), sim_data=tuple(Path(p) for p in cfg.sim_data), real_data=tuple(Path(p) for p in cfg.real_data),
-                  init_q=None if cfg.init_q is None else Path(cfg.init_q))  # strings are fine from Python
+                  init_q=None if cfg.init_q is None else Path(cfg.init_q),
+                  init_from=None if cfg.init_from is None else Path(cfg.init_from))  # strings are fine from Python
     check_config(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -1025,9 +1077,14 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     if aux is not None and aux.privileged_dim != sim.privileged_dim:
         raise ValueError(f"{[str(p) for p in cfg.sim_data]}: privileged states of size {sim.privileged_dim}, {cfg.env} gives {aux.privileged_dim}")
     real = load_real(list(cfg.real_data), image_shape, state_dim, action_dim)
+    if cfg.online_real and real.buffer is None:
+        raise ValueError(f"online_real: the on-policy real episodes join the real transitions, so --real-data must be episode "
+                         f"folders or shards (with actions and rewards), not images only: {[str(p) for p in cfg.real_data]}")
     rl = cfg.method == "rlcyclegan"
     bounds = probe_env(cfg, image_shape, state_dim) if rl else None
     nets = build_nets(cfg, image_shape[0], state_dim, action_dim, device, bounds, aux)
+    if cfg.init_from is not None and ckpt is None:
+        load_init_from(nets, cfg, device)
     sample_rng = np.random.default_rng(cfg.seed)
     cem_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     vis_rows = np.arange(min(4, len(sim), cfg.batch_size))
@@ -1040,10 +1097,13 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     eval_policy = (Policy(GraspQNet(nets.q_real.cfg), bounds[0], bounds[1], device=device, seed=cfg.seed + 2,  # type: ignore[union-attr,index]
                           cem_iterations=cfg.cem_iterations, cem_samples=cfg.cem_samples, cem_elites=cfg.cem_elites) if do_eval else None)
     # on-policy collection: a buffer, envs, and copies of the acting Q (and G) refreshed every round
-    online = ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim, sim.privileged_dim) if cfg.online else None
+    # (online_real: real episodes, collected by Q_real on the images as they come, joining the real transitions)
+    keep_privileged = use_aux and not cfg.online_real  # real data never carries the simulator's privileged state
+    online = (ReplayBuffer(cfg.online_capacity, image_shape, state_dim, action_dim, sim.privileged_dim if keep_privileged else 0)
+              if cfg.online else None)
     collect_envs = [gym.make(cfg.env, **collect_env_kwargs(cfg, image_shape[0])) for _ in range(cfg.collect_envs)] if cfg.online else []
     actor_q = GraspQNet(nets.q_real.cfg).to(device) if cfg.online else None  # type: ignore[union-attr]
-    actor_g = make_generator(nets.G.cfg).to(device) if cfg.online and cfg.collect_policy == "real" else None
+    actor_g = make_generator(nets.G.cfg).to(device) if cfg.online and cfg.collect_policy == "real" and not cfg.online_real else None
     online_dir = run / "online"
     step, rounds, online_episodes = 0, 0, 0
     metrics = MetricsLog(run / "metrics.jsonl")
@@ -1054,7 +1114,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         metrics.truncate_after(step)
         for path in list_shards(online_dir) if online is not None and online_dir.exists() else []:
             if parse_shard_name(path.name) < online_episodes:
-                online.add_episodes(without_privileged(read_shard(path).episodes(), use_aux))  # type: ignore[union-attr]
+                online.add_episodes(without_privileged(read_shard(path).episodes(), keep_privileged))  # type: ignore[union-attr]
             else:
                 path.unlink()  # collected after the checkpoint: recollected identically below
         print(f"resumed {run} at step {step}" + (f" ({rounds} on-policy rounds, {online_episodes} episodes)" if cfg.online else ""))
@@ -1117,7 +1177,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
         write_shard(online_dir / shard_name(first), eps, env_id=cfg.env, domain=cfg.collect_domain, objects=cfg.collect_objects,
                     policy=f"rlcyclegan-q_{cfg.collect_policy}", env_kwargs=collect_env_kwargs(cfg, image_shape[0]),
                     extra_attrs={"round": rounds, "step": step})
-        online.add_episodes(without_privileged(eps, use_aux))  # type: ignore[union-attr]
+        online.add_episodes(without_privileged(eps, keep_privileged))  # type: ignore[union-attr]
         rounds += 1
         online_episodes += len(eps)
         writer.add_scalar("collect/success", float(np.mean([e.success for e in eps])), step)
@@ -1133,7 +1193,8 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
                     and rounds <= (step - cfg.online_start) // cfg.collect_every:
                 collect_round()
             frac = online_mix(cfg, len(online)) if online is not None else 0.0  # type: ignore[arg-type]
-            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction, q_extra(cfg), online, frac)
+            batch = sample_batch(sim, real, cfg.batch_size, sample_rng, device, cfg.done_fraction, q_extra(cfg), online, frac,
+                                 online_real=cfg.online_real)
             try:
                 scalars = train_step(nets, batch, cfg, step, cem_gen, device)
             except TrainingDiverged as e:
