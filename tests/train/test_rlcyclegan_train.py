@@ -668,3 +668,59 @@ def test_bad_online_real_settings_are_refused_naming_them(bandit_data, real_data
     real = (real_data[fields.pop("real_data", "episodes")],)
     with pytest.raises(ValueError, match=message):
         train_rlcyclegan(replace(online_config(bandit_data, real_data, tmp_path, "bad", online_real=True, **fields), real_data=real))
+
+
+# ------------------------------------------------------------------------------------ mixed real data
+def test_load_real_keeps_the_transitions_of_episodes_given_beside_images_only_data(real_data):
+    from rlcyclegan.train.rlcyclegan import episode_buffer, load_real
+
+    real = load_real([real_data["images"], real_data["episodes"]], (32, 32, 3), 0, 1)
+    n_images = len(np.load(real_data["images"])["images"])
+
+    assert real.mixed and real.has_transitions
+    assert len(real.buffer) == len(episode_buffer([real_data["episodes"]])) and len(real.images) == n_images
+    assert len(real) == n_images + len(real.buffer)
+
+
+def test_mixed_real_data_draws_gan_frames_over_every_real_frame_and_td_rows_from_the_transitions(bandit_data, real_data):
+    from rlcyclegan.train.rlcyclegan import RealData, episode_buffer
+
+    sim, transitions = episode_buffer([bandit_data]), episode_buffer([real_data["episodes"]])
+    images = np.full((len(transitions), 32, 32, 3), 255, np.uint8)  # images-only frames are all white
+    batch = sample_batch(sim, RealData(transitions, images), 400, np.random.default_rng(0), torch.device("cpu"))
+
+    white = lambda t: int((t.flatten(1) == 255).all(1).sum())  # noqa: E731
+    assert set(batch["real"]) == {"image"}  # the GAN's y: scored with the sim actions
+    assert 150 < white(batch["real"]["image"]) < 250  # about half: as many white frames as transitions
+    assert {"image", "next_image", "state", "action", "reward", "done"} <= set(batch["real_td"])
+    assert len(batch["real_td"]["action"]) == 400 and white(batch["real_td"]["image"]) == 0
+
+
+def test_q_step_with_mixed_real_data_trains_q_real_on_the_transitions_against_its_own_targets(monkeypatch):
+    cfg, nets = nets_for()
+    batch = synthetic_batch(real_transitions=True)
+    batch["real_td"], batch["real"] = batch["real"], {"image": torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)}
+    _, fakes = generator_step(nets, batch, cfg, 0, torch.device("cpu"))
+    calls = record_td_targets(monkeypatch)
+    seen = []
+    real_head = nets.q_real.head
+    monkeypatch.setattr(nets.q_real, "head", lambda emb, s, a, **kw: seen.append(len(a)) or real_head(emb, s, a, **kw))
+
+    q_step(nets, batch, fakes, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    assert fakes["logits_real"].shape == (4,)  # the generator step's Q_real forward holds G(x) only
+    assert len(calls) == 2 and calls[1][0] is nets.q_real_polyak
+    assert torch.equal(calls[1][1], q_image(batch["real_td"]["next_image"]))
+    assert seen == [4]  # one more Q_real forward: the transitions' own images and actions
+
+
+def test_a_run_with_images_and_episodes_as_real_data_trains_and_resumes_exactly(bandit_data, real_data, tmp_path):
+    cfg = config(bandit_data, real_data["images"], tmp_path, "full", real_data=(real_data["images"], real_data["episodes"]),
+                 steps=6, checkpoint_every=3)
+    full = load_checkpoint(train_rlcyclegan(cfg))
+    half = train_rlcyclegan(replace(cfg, name="resumed", steps=3))
+    resumed = load_checkpoint(train_rlcyclegan(replace(cfg, name="resumed"), resume=half))
+
+    assert full["step"] == resumed["step"] == 6
+    _assert_state_equal(full["state"], resumed["state"], "state")
+    _assert_state_equal(full["rng"], resumed["rng"], "rng")

@@ -8,7 +8,7 @@ RL-scene consistency loss ties them together: translating an image (and cycling 
 change the Q-value of the action taken there. Q_real is the policy that runs in the real domain.
 
 1. Data: a sim replay buffer over the sim episode folders; real data as episodes (with actions and
-   rewards, a replay buffer too) or as images only (a folder of PNG/JPEG, an .npz or an .h5).
+   rewards, a replay buffer too), as images only (a folder of PNG/JPEG, an .npz or an .h5), or both.
 2. Loop, one training step:
    a. sample a sim batch (x, a, r, x', done) and a real batch y;
    b. generator step (G, F): adversarial + cycle (+ identity) + RL-scene losses;
@@ -100,9 +100,12 @@ class RLCycleGANConfig:
     sim_data: tuple[Path, ...] = ()
     """Sim episode folders (from `rlcyclegan collect`); required."""
     real_data: tuple[Path, ...] = ()
-    """Real data, required: episode folders (or shard files) with actions and rewards, or images only: a
-    folder of PNG/JPEG images, an .npz or an .h5 holding an (N, H, W, 3) uint8 array ("images"). If any entry
-    is images only, all are used as images only."""
+    """Real data, required: episode folders (or shard files) with actions and rewards, and/or images only: a
+    folder of PNG/JPEG images, an .npz or an .h5 holding an (N, H, W, 3) uint8 array ("images"). Episodes
+    only: their frames are the GAN's y and their transitions Q_real's real TD data. Images only: the GAN's y,
+    and Q_real learns on G(x) alone. Both (e.g. many unlabeled camera frames and a few labeled episodes): the
+    GAN's y are drawn from all real frames (images and the episodes' frames alike), and Q_real's real TD rows
+    from the episodes' transitions, a batch of their own."""
 
     # ---- networks
     generator: str = "unet_small"
@@ -446,7 +449,7 @@ def read_images(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
 
 @dataclass
 class RealData:
-    """Real data: a transition buffer when every source holds episodes, else a plain image array."""
+    """Real data: a transition buffer of the episode sources and/or an image array of the images-only ones."""
 
     buffer: ReplayBuffer | None
     images: np.ndarray | None
@@ -455,11 +458,33 @@ class RealData:
     def has_transitions(self) -> bool:
         return self.buffer is not None
 
+    @property
+    def mixed(self) -> bool:
+        """Both kinds: the GAN's y come from every real frame, Q_real's real TD rows from the transitions."""
+        return self.buffer is not None and self.images is not None
+
+    def __len__(self) -> int:
+        """Real frames the GAN draws y from (images-only frames plus the transitions' observations)."""
+        return (len(self.images) if self.images is not None else 0) + (len(self.buffer) if self.buffer is not None else 0)
+
+    def frames(self, rows: np.ndarray) -> np.ndarray:
+        """Real frames by row over [images-only frames, then the transitions' observations]."""
+        n_img = len(self.images) if self.images is not None else 0
+        out = np.empty((len(rows), *(self.images if self.images is not None else self.buffer.image).shape[1:]), np.uint8)  # type: ignore[union-attr]
+        in_img = rows < n_img
+        if in_img.any():
+            out[in_img] = self.images[rows[in_img]]  # type: ignore[index]
+        if (~in_img).any():
+            out[~in_img] = self.buffer.image[rows[~in_img] - n_img]  # type: ignore[union-attr]
+        return out
+
 
 def load_real(paths: list[Path], image_shape, state_dim: int, action_dim: int) -> RealData:
-    if all(is_episode_source(p) for p in paths):
-        return RealData(episode_buffer(paths, image_shape, state_dim, action_dim), None)
-    return RealData(None, np.concatenate([read_images(p, image_shape) for p in paths]))
+    """Episode sources become one transition buffer, images-only sources one image array (either may be None)."""
+    episodes = [p for p in paths if is_episode_source(p)]
+    images = [p for p in paths if p not in episodes]
+    return RealData(episode_buffer(episodes, image_shape, state_dim, action_dim) if episodes else None,
+                    np.concatenate([read_images(p, image_shape) for p in images]) if images else None)
 
 
 def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Generator, device: torch.device,
@@ -468,7 +493,9 @@ def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Gener
     """{"sim": the replay fields of n sim transitions, "real": {"image"} or the replay fields of n real ones}, as tensors.
 
     Real images-only data has no actions or states: the y-side RL-scene terms then use the sim
-    batch's actions and states (row i of y is scored with the action of sim transition i).
+    batch's actions and states (row i of y is scored with the action of sim transition i). Mixed real data
+    (:attr:`RealData.mixed`) gives "real": {"image"} drawn over every real frame, and "real_td": the replay
+    fields of n real transitions for Q_real's TD loss.
     ``done_fraction`` of the transitions are drawn among terminal ones (see RLCycleGANConfig.done_fraction).
     ``q_extra`` > 0 adds "sim_q": that many more sim transitions for the Q-networks' TD loss only
     (RLCycleGANConfig.q_batch_size), drawn after the others. With an ``online`` buffer, ``online_fraction`` of
@@ -477,10 +504,14 @@ def sample_batch(sim: ReplayBuffer, real: RealData, n: int, rng: np.random.Gener
     """
     sim_online, real_online = (None, online) if online_real else (online, None)
     s = sample_mixed(sim, sim_online, n, online_fraction, rng, done_fraction)
-    r = (sample_mixed(real.buffer, real_online, n, online_fraction, rng, done_fraction) if real.buffer is not None
-         else {"image": real.images[rng.integers(0, len(real.images), n)]})  # type: ignore[index]
+    if real.buffer is not None and not real.mixed:
+        r = sample_mixed(real.buffer, real_online, n, online_fraction, rng, done_fraction)
+    else:
+        r = {"image": real.frames(rng.integers(0, len(real), n))}
     to = lambda d: {k: torch.as_tensor(v).to(device) for k, v in d.items()}  # noqa: E731
     batch = {"sim": to(s), "real": to(r)}
+    if real.mixed:
+        batch["real_td"] = to(sample_mixed(real.buffer, real_online, n, online_fraction, rng, done_fraction))
     if q_extra > 0:
         batch["sim_q"] = to(sample_mixed(sim, sim_online, q_extra, online_fraction, rng, done_fraction))
     return batch
@@ -772,7 +803,8 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
 
     Q_sim: TD on (x, a) and (F(G(x)), a), both against Q_sim's target at x' (F(G(x')) ~ x' by cycle
     consistency, so the cycled copy bootstraps where the original does: one CEM, and x' is not cycled).
-    Q_real: TD on (G(x), a, r, x') and, when the real data has transitions, on (y, a_y, r_y, y'). The translated
+    Q_real: TD on (G(x), a, r, x') and, when the real data has transitions, on (y, a_y, r_y, y') (with mixed real
+    data those are ``batch["real_td"]``, not the GAN's y, and get their own Q_real forward here). The translated
     transitions bootstrap from Q_sim's targets at x' (q_real_bootstrap="sim", the default) or from Q_real's at
     G(x') translated without gradient ("own"); real transitions from Q_real's own Polyak and lagged targets.
 
@@ -783,7 +815,8 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
     to the Q parameters, so no gradient reaches G or F, exactly as with detached generator outputs. The
     gradients add to those the RL-scene loss left on the Q-networks (rl_scene_updates_q).
     """
-    sim, real = batch["sim"], batch["real"]
+    sim = batch["sim"]
+    real = batch["real"] if "action" in batch["real"] else batch.get("real_td")  # real transitions, if any
     aug = q_augment(cfg, cem_gen) or (lambda t: t)  # augment_shift: every image a Q-network sees, targets' included
     fields = ("state", "next_state", "action", "reward", "done")
     extra = batch.get("sim_q")  # q_batch_size: more sim transitions for TD only, one CEM with the others
@@ -795,15 +828,19 @@ def q_step(nets: Nets, batch: dict, fakes: dict, cfg: RLCycleGANConfig, cem_gen:
         with torch.no_grad(), autocast(device, cfg.amp):
             gx_next = nets.G(to_gan_input(sim["next_image"])).float()
         real_b = {"next_image": aug(q_from_gan(gx_next)), **{k: sim[k] for k in fields}}
-        if "action" in real:
+        if real is not None:
             real_b = {"next_image": torch.cat([real_b["next_image"], aug(q_image(real["next_image"]))]), **{k: torch.cat([sim[k], real[k]]) for k in fields}}
         target_real = td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)  # type: ignore[arg-type]
     else:  # r + gamma V_sim(x') for (G(x), a); Q_real's own targets only for real transitions
         target_real = target_x
-        if "action" in real:
+        if real is not None:
             real_b = {"next_image": aug(q_image(real["next_image"])), **{k: real[k] for k in fields}}
             target_real = torch.cat([target_x, td_target(nets.q_real_polyak, nets.q_real_lagged, real_b, nets.bounds, cfg, cem_gen, device)])  # type: ignore[arg-type]
     logits_sim, logits_real = fakes["logits_sim"], fakes["logits_real"]
+    if "real_td" in batch:  # mixed real data: the transitions are not the GAN's y, so Q_real sees them here
+        with autocast(device, cfg.amp):
+            lt = nets.q_real.head(nets.q_real.encode(aug(q_image(real["image"]))), real["state"], real["action"]).float()  # type: ignore[union-attr,index]
+        logits_real = torch.cat([logits_real, lt])
     if extra is not None:  # Q_sim on x, Q_real on G(x) (no gradient to G), both against Q_sim's targets at x'
         with torch.no_grad(), autocast(device, cfg.amp):
             gx_extra = nets.G(to_gan_input(extra["image"])).float()
