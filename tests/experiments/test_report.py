@@ -157,10 +157,10 @@ def test_report_names_the_machine_that_trained_each_run(report):
 
 # ------------------------------------------------------------------------------------ targets
 def fake_row(method: str, successes: list[int], experiment: str = "zero-shot", budget: int | None = None,
-             share: float | None = None, episodes: int = 500, eval_name: str = "real") -> Row:
+             share: float | None = None, episodes: int = 500, eval_name: str = "real", real_episodes: int | None = None) -> Row:
     src = Source("x", Path("x"), [], {})
     records = [{"seed": i, "success": k / episodes, "successes": k, "eval_episodes": episodes, "train_env": "rlcyclegan/Grasp-v0",
-                "budget_share": share} for i, k in enumerate(successes)]
+                "budget_share": share, "real_episodes": real_episodes if real_episodes is not None else budget} for i, k in enumerate(successes)]
     label = METHODS[method.split("+")[0]].label
     return Row(experiment, "cpu", method, label, budget, "real" if budget else None, eval_name, records, src)
 
@@ -197,15 +197,25 @@ def test_one_seed_misses_the_seed_target_and_variants_do_not_count():
 
 
 def test_real_data_target_compares_small_budgets_with_the_oracle():
-    oracle = fake_row("oracle", [400])
+    oracle = fake_row("oracle", [400], real_episodes=14_900)
     small, large = fake_row("rl-cyclegan-real", [390], "real-data", 550, 0.05), fake_row("rl-cyclegan-real", [420], "real-data", 11000, 1.0)
     (_, verdict, figures), = real_data_targets([small, large], [small, large, oracle])
     (_, low_verdict, _), = real_data_targets([fake_row("rl-cyclegan-real", [300], "real-data", 550, 0.05)], [oracle])
 
-    assert verdict == "met" and "550 episodes (5%): 78.0%" in figures and "11,000" not in figures
+    assert verdict == "met" and "550 episodes (3.7% of the Oracle's 14,900): 78.0%" in figures and "11,000" not in figures
     assert low_verdict == "missed"
     assert real_data_targets([large], [large, oracle])[0][1] == "not run yet"
     assert real_data_targets([small], [small])[0][1] == "not run yet"  # no Oracle to compare with
+
+
+def test_real_data_target_counts_every_real_episode_the_oracle_used_not_its_pool_alone():
+    oracle = fake_row("oracle", [400], real_episodes=14_900)  # an 11,000-episode pool and 3,900 collected on-policy
+    at_limit = fake_row("rl-cyclegan-real", [390], "real-data", 1490, 1490 / 11_000)  # 13.5% of the pool, 10% of all
+    above = fake_row("rl-cyclegan-real", [395], "real-data", 1600, 1600 / 11_000)
+
+    (_, verdict, figures), = real_data_targets([at_limit, above], [at_limit, above, oracle])
+
+    assert verdict == "met" and "1,490 episodes (10.0% of the Oracle's 14,900)" in figures and "1,600" not in figures
 
 
 def test_report_has_a_targets_table_for_zero_shot(report):
