@@ -644,7 +644,7 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
         if exp == "real-data":
             md += ["Paper (real robot): " + "; ".join(f"{n} real episodes ({frac:.0%} of all): Real-only {v['real-only']}%, "
                                                        f"RL-CycleGAN + Real {v['rl-cyclegan-real']}%" for frac, (n, v) in PAPER_REAL_DATA.items())
-                   + ". Rows whose share of the Oracle's real data matches 1%, 5% or 100% show these.", ""]
+                   + ". Rows whose budget is 1%, 5% or 100% of the off-policy real pool (the paper's 580,000 episodes; here the pool the recipe's budgets are fractions of, which the Oracle learns from besides its on-policy episodes) show these.", ""]
         if exp == "finetune":
             md += ["Paper: RL-CycleGAN fine-tuned with 5k off-policy and 10k on-policy real episodes reached 94% "
                    "(shown at the largest on-policy budget).", ""]
