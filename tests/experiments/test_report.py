@@ -256,3 +256,19 @@ def test_multibin_target_asks_single_and_multi_bin_success_inside_each_others_in
 
     assert [(t, v) for t, v, _ in multibin_targets(rows, rows)] == [
         ("CycleGAN: single-bin and multi-bin similar", "met"), ("Sim-only: single-bin and multi-bin similar", "missed")]
+
+
+def test_report_lists_the_recipes_runs_its_results_lack():
+    from dataclasses import asdict
+
+    from rlcyclegan.experiments.report import missing_runs
+    from rlcyclegan.experiments.specs import RECIPES
+
+    src = Source("x", Path("x"), [], {"recipe": json.loads(json.dumps(asdict(RECIPES["cpu"])))})
+    row = fake_row("rl-cyclegan-real", [300], "real-data", 550, 0.05)
+    row.source = src
+    lines = "\n".join(missing_runs([row]))
+
+    assert "- Real-only: 110 real episodes: seeds 0, 1; 550 real episodes: seeds 0, 1;" in lines
+    assert "- RL-CycleGAN + Real: 110 real episodes: seeds 0, 1; 550 real episodes: seed 1;" in lines
+    assert missing_runs([fake_row("rl-cyclegan-real", [300], "real-data", 550, 0.05)]) == []  # no recipe recorded

@@ -25,7 +25,7 @@ import numpy as np
 
 from rlcyclegan.data.dataset import wilson_interval
 from rlcyclegan.experiments.runner import EXPERIMENT_NAME, RESULTS_NAME, RUNTIME_FIELDS, sort_key
-from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES
+from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, budgets, recipe_from_dict
 from rlcyclegan.train.common import write_json_atomic
 
 PAPER_ZERO_SHOT = {"sim-only": 21, "randomized-sim": 37, "gan": 29, "cyclegan": 61, "rl-cyclegan": 70}
@@ -316,6 +316,38 @@ def targets_table(rows: list[Row], all_rows: list[Row]) -> list[str]:
     lines = ["Targets (the paper's ordering and this project's goals, checked on the recipe's runs; a gap inside the "
              "95% intervals is named):", "", "| target | result | figures |", "|---|---|---|"]
     return lines + [f"| {t} | {v} | {f} |" for t, v, f in found]
+
+
+def missing_runs(rows: list[Row]) -> list[str]:
+    """Markdown bullets: the runs of the recipe (each method of the experiment at each of its budgets, seeds
+    0..MIN_SEEDS-1) that the section's results lack; nothing when all are there or no recipe was recorded."""
+    first = rows[0]
+    meta = next((row.source.meta for row in rows if row.source.meta.get("recipe")), None)
+    if first.experiment not in EXPERIMENTS or meta is None:
+        return []
+    try:
+        recipe = recipe_from_dict(meta["recipe"])
+    except (TypeError, ValueError):
+        return []  # written by another version of the recipe: nothing to plan against
+    exp = EXPERIMENTS[first.experiment]
+    ctx = Ctx(first.experiment, first.preset, recipe, Path("."), exp.env, seed=0)
+    have = {(row.method, row.budget, r["seed"]) for row in rows if "+" not in row.method for r in row.records}
+    lines = []
+    for name in exp.methods:
+        method = METHODS[name]
+        gaps = []
+        for budget in budgets(ctx, method):
+            seeds = [s for s in range(MIN_SEEDS) if (name, budget, s) not in have]
+            if seeds:
+                where = f"{budget:,} {BUDGET_COLUMNS[method.budget]}: " if budget is not None else ""
+                gaps.append(where + "seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds)))
+        if gaps:
+            lines.append(f"- {method.label}: " + "; ".join(gaps))
+    if not lines:
+        return []
+    return ([f"Not in these results yet (the recipe's methods at each of its budgets, seeds 0-{MIN_SEEDS - 1}; "
+             f"`rlcyclegan experiment {first.experiment} --preset {first.preset} --seeds {MIN_SEEDS}` runs what is missing):", ""]
+            + lines)
 
 
 # ===================================================================================== markdown
@@ -640,6 +672,8 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
         md += table(rows, all_rows) + [""]
         targets = targets_table(rows, all_rows)
         md += targets + ([""] if targets else [])
+        missing = missing_runs(rows)
+        md += missing + ([""] if missing else [])
         kind = next((r.budget_kind for r in rows if r.budget_kind), None)
         if exp == "real-data":
             md += ["Paper (real robot): " + "; ".join(f"{n} real episodes ({frac:.0%} of all): Real-only {v['real-only']}%, "

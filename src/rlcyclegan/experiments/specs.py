@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -499,6 +499,17 @@ def budgets(ctx: Ctx, method: Method, override: tuple[int, ...] | None = None) -
         total = sum(ctx.pool_sizes())
         return sorted({max(1, int(round(f * total))) for f in ctx.recipe.real_budget_fractions})
     return list(ctx.recipe.onpolicy_budgets)
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    """A Recipe from its JSON form (experiment.json's ``recipe``); lists become tuples.
+
+    Raises ValueError naming the fields that are missing or unknown."""
+    names = {f.name for f in fields(Recipe)}
+    unknown, missing = sorted(set(data) - names), sorted(names - set(data))
+    if unknown or missing:
+        raise ValueError(f"recipe: missing fields {missing}, unknown fields {unknown}")
+    return Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def with_runtime(stage: Stage, progress: bool, threads: int, device: str) -> Stage:
