@@ -724,3 +724,12 @@ def test_a_run_with_images_and_episodes_as_real_data_trains_and_resumes_exactly(
     assert full["step"] == resumed["step"] == 6
     _assert_state_equal(full["state"], resumed["state"], "state")
     _assert_state_equal(full["rng"], resumed["rng"], "rng")
+
+
+def test_progress_bar_shows_only_the_losses_a_run_has():
+    from rlcyclegan.train.rlcyclegan import progress_postfix
+
+    gan_only = progress_postfix({"loss/gan_g": 0.5, "loss/d_y": 0.25, "perf/steps_per_second": 9.0})
+    assert gan_only == {"gan": "0.500", "d_y": "0.250"}
+    full = progress_postfix({"loss/gan_g": 0.5, "loss/cycle": 0.1, "loss/rl_scene": 0.01, "loss/td_real": 0.2, "loss/d_y": 0.25})
+    assert set(full) == {"gan", "cyc", "scene", "td", "d_y"} and "nan" not in "".join(full.values())

@@ -786,6 +786,15 @@ def generator_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, de
     return scalars, fakes
 
 
+PROGRESS_LOSSES = {"gan": "loss/gan_g", "cyc": "loss/cycle", "scene": "loss/rl_scene", "td": "loss/td_real", "d_y": "loss/d_y"}
+"""Short names for the progress bar, shown only for the losses a run has (a GAN has no cycle or RL-scene loss)."""
+
+
+def progress_postfix(scalars: dict[str, float]) -> dict[str, str]:
+    """The progress bar's loss readout: the losses of PROGRESS_LOSSES present in this step's scalars."""
+    return {short: f"{scalars[key]:.3f}" for short, key in PROGRESS_LOSSES.items() if key in scalars}
+
+
 def td_target(q_polyak: GraspQNet, q_lagged: GraspQNet, batch: dict, bounds: tuple, cfg: RLCycleGANConfig,
               cem_gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """QT-Opt's TD target for a batch whose ``next_image`` is already a Q input (float NCHW in [-0.5, 0.5]).
@@ -1247,7 +1256,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
                 for k, v in scalars.items():
                     writer.add_scalar(k, v, step)
                 t_log, s_log = now, step
-                bar.set_postfix(cyc=f"{scalars.get('loss/cycle', float('nan')):.3f}", scene=f"{scalars.get('loss/rl_scene', float('nan')):.3f}", refresh=False)
+                bar.set_postfix(progress_postfix(scalars), refresh=False)
             out_of_time = cfg.max_minutes > 0 and clock() > cfg.max_minutes * 60
             last = step == cfg.steps or out_of_time
             if do_eval and (step % cfg.eval_every == 0 or last):
