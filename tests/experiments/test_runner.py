@@ -231,6 +231,20 @@ def test_a_run_that_starts_from_a_committed_finished_stage_trains_from_its_final
     assert (out / "runs" / "rl-cyclegan-s0" / "result.json").exists()
 
 
+def test_finished_run_whose_done_json_was_moved_away_is_trained_further_and_evaluated_again(tiny_experiment, tmp_path):
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected
+    run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
+    stage = out / "runs" / "sim-only-s0" / "qtopt"
+    (stage / "done.json").rename(tmp_path / "done.json")  # what short_of_steps tells a user to do
+    plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
+    assert run_status(plan.runs[0]) == "interrupted"
+
+    summary = run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
+
+    assert summary["resumed"] == ["sim-only-s0"] and (stage / "done.json").exists(), summary
+
+
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_path, monkeypatch):
     out = tmp_path / "zs"
     shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected

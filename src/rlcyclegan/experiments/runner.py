@@ -405,8 +405,11 @@ def make_subset(source: Path, dest: Path, episodes: int) -> None:
 
 # ===================================================================================== runs
 def run_status(run: RunPlan) -> str:
-    """done (result.json exists), interrupted (a stage has a checkpoint) or pending."""
-    if (run.folder / "result.json").exists():
+    """done (result.json exists and every stage has its done.json), interrupted (a stage has a checkpoint) or pending.
+
+    A finished run whose stage's done.json was moved away (to train a stage that stopped at max_minutes further,
+    see short_of_steps) is interrupted: the rerun finishes that stage and evaluates the run again."""
+    if (run.folder / "result.json").exists() and all((run.folder / s.name / "done.json").exists() for s in run.stages):
         return "done"
     if any((run.folder / s.name / "checkpoints" / "latest.pt").exists() for s in run.stages):
         return "interrupted"
