@@ -379,6 +379,39 @@ def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
     runner.check_resumable(stage, folder)  # no error
 
 
+def _saved_under(stage, old_out: Path, new_out: Path) -> dict:
+    """The stage's config as it was saved when the experiment lived at ``old_out`` (now at ``new_out``)."""
+    def move(v):
+        if isinstance(v, str) and v.startswith(str(new_out) + "/"):
+            return str(old_out) + v[len(str(new_out)):]
+        return [move(x) for x in v] if isinstance(v, list) else v
+    return {k: move(v) for k, v in runner.to_jsonable(stage.config).items()}
+
+
+def test_interrupted_stage_of_a_moved_experiment_folder_resumes(tmp_path):
+    out = tmp_path / "moved" / "zs"
+    stage = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",)).runs[0].stages[0]
+    folder = Path(stage.config.out) / "qtopt"
+    folder.mkdir(parents=True)
+    saved = _saved_under(stage, tmp_path / "before" / "zs", out)
+    assert saved["data"] != runner.to_jsonable(stage.config)["data"]  # the paths really differ
+    (folder / "config.json").write_text(json.dumps(saved))
+
+    runner.check_resumable(stage, folder)  # no error
+
+
+def test_interrupted_stage_of_a_moved_experiment_folder_with_another_config_is_refused(tmp_path):
+    out = tmp_path / "moved" / "zs"
+    stage = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",)).runs[0].stages[0]
+    folder = Path(stage.config.out) / "qtopt"
+    folder.mkdir(parents=True)
+    saved = {**_saved_under(stage, tmp_path / "before" / "zs", out), "lr": stage.config.lr * 2}
+    (folder / "config.json").write_text(json.dumps(saved))
+
+    with pytest.raises(runner.ExperimentError, match="lr"):
+        runner.check_resumable(stage, folder)
+
+
 def test_cpu_recipe_rl_cyclegan_follows_the_qtopt_recipes_aux_loss_and_policy_weights():
     runs = {r.method: r for r in plan_experiment("zero-shot", "cpu", 1, Path("x"), only=("rl-cyclegan",)).runs}
     qtopt_cfg, rl_cfg = runs["sim-only"].stages[0].config, runs["rl-cyclegan"].stages[0].config

@@ -421,8 +421,31 @@ def stale(plan: Plan, run: RunPlan) -> bool:
     return json.loads((run.folder / "result.json").read_text()).get("config_hash") != config_hash(run.stages, plan.out)
 
 
+def experiment_folder_of(run_out: str, run_folder: Path) -> str:
+    """The experiment folder a stage config's ``out`` (EXPERIMENT/runs/RUN) was written under, or "" when it is not."""
+    tail = "/" + "/".join(run_folder.parts[-2:])  # runs/RUN
+    return run_out[: -len(tail)] if run_out.endswith(tail) else ""
+
+
+def relative_paths(config: dict, experiment: str) -> dict:
+    """``config`` (JSON) with the paths under ``experiment`` written as $OUT/... (a moved experiment compares equal)."""
+    if not experiment:
+        return config
+    prefix = experiment.rstrip("/") + "/"
+
+    def rel(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith(prefix):
+            return "$OUT/" + v[len(prefix):]
+        return [rel(x) for x in v] if isinstance(v, list) else v
+
+    return {k: rel(v) for k, v in config.items()}
+
+
 def check_resumable(stage: Stage, folder: Path) -> None:
-    """An interrupted QT-Opt stage resumes only with the config it started with (RESUMABLE_FIELDS aside)."""
+    """An interrupted QT-Opt stage resumes only with the config it started with (RESUMABLE_FIELDS aside).
+
+    Paths are compared relative to the experiment folder each config was written under, so an experiment folder that
+    was moved or copied (another clone, another --out) resumes its interrupted stages."""
     saved_path = folder / "config.json"
     if not saved_path.exists():
         return
@@ -430,6 +453,9 @@ def check_resumable(stage: Stage, folder: Path) -> None:
     now = to_jsonable(stage.config)
     defaults = field_defaults(stage.config)
     saved = {**{k: defaults[k] for k in added_fields(stage.config) if k in defaults and k in now}, **saved}
+    run_folder = Path(now.get("out") or folder.parent)
+    saved = relative_paths(saved, experiment_folder_of(str(saved.get("out") or ""), run_folder))
+    now = relative_paths(now, experiment_folder_of(str(now.get("out") or ""), run_folder))
     diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v}
     if diff:
         raise ExperimentError(f"{folder}: interrupted with another config (field: (saved, recipe)): {diff}; "
