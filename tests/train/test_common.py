@@ -86,12 +86,28 @@ def test_amp_off_keeps_fp32_on_every_device():
     assert not use_bf16(torch.device("cuda"), "off")
 
 
-def test_amp_auto_is_bf16_on_cuda_and_on_a_cpu_only_with_amx(monkeypatch):
+def test_amp_auto_is_bf16_on_cuda_and_on_a_cpu_only_with_bf16_units(monkeypatch):
     assert use_bf16(torch.device("cuda"), "auto")
     monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: False)
     assert not use_bf16(torch.device("cpu"), "auto")
     monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: True)
     assert use_bf16(torch.device("cpu"), "auto")
+
+
+@pytest.mark.parametrize(("amx", "avx512_bf16", "expected"), [(True, False, True), (False, True, True), (False, False, False)])
+def test_cpu_has_bf16_units_when_it_has_amx_or_avx512_bf16(monkeypatch, amx, avx512_bf16, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert common.cpu_has_bf16_units() is expected
+
+
+def test_cpu_has_bf16_units_treats_a_failing_probe_as_no(monkeypatch):
+    def broken():
+        raise RuntimeError("no cpuinfo")
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", broken, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", broken, raising=False)
+    assert common.cpu_has_bf16_units() is False
 
 
 def test_amp_bf16_autocasts_a_cpu_conv_to_bf16():

@@ -67,7 +67,7 @@ class PolicyBench:
     threads: int = 0
     """torch threads (0 = torch's default)."""
     amp: str = "auto"
-    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX), bf16 or off."""
+    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16), bf16 or off."""
     json: bool = False
     """Print JSON only."""
 
@@ -105,7 +105,7 @@ class TrainBench:
     threads: int = 0
     """torch threads (0 = torch's default)."""
     amp: str = "auto"
-    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX), bf16 or off."""
+    """Training-step precision as in the training configs: auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16), bf16 or off."""
     json: bool = False
     """Print JSON only."""
 

