@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from rlcyclegan.cli import main
 from rlcyclegan.data import EpisodeDataset
@@ -514,6 +515,14 @@ def test_records_carry_the_machine_that_trained_each_stage(tiny_experiment):
     for r in read_results(tiny_experiment("zero-shot")):
         assert set(r["machines"]) == set(r["stages"])
         assert all(m["device"] == "cpu" and m["cpu_count"] >= 1 and "torch" in m for m in r["machines"].values())
+
+
+def test_records_carry_the_precision_each_stage_trained_in(tiny_experiment):
+    from rlcyclegan.train.common import precision_name
+
+    expected = precision_name(torch.device("cpu"), "auto")  # what amp="auto" resolves to on this machine
+    for r in read_results(tiny_experiment("zero-shot")):
+        assert {m["precision"] for m in r["machines"].values()} == {expected}
 
 
 def test_a_stage_stopped_by_its_time_limit_is_reported_short_of_its_steps(capsys, tmp_path):

@@ -110,6 +110,21 @@ def test_cpu_has_bf16_units_treats_a_failing_probe_as_no(monkeypatch):
     assert common.cpu_has_bf16_units() is False
 
 
+def test_precision_name_is_what_amp_resolves_to(monkeypatch):
+    monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: False)
+    assert common.precision_name(torch.device("cpu"), "auto") == "fp32"
+    assert common.precision_name(torch.device("cpu"), "bf16") == "bf16"
+    monkeypatch.setattr(common, "cpu_has_bf16_units", lambda: True)
+    assert common.precision_name(torch.device("cpu"), "auto") == "bf16"
+    assert common.precision_name(torch.device("cpu"), "off") == "fp32"
+
+
+def test_describe_machine_ends_in_the_precision_when_recorded():
+    info = {"cpu": "AMD EPYC", "cpus_available": 2, "torch_threads": 2}
+    assert common.describe_machine(info) == "2 CPUs (AMD EPYC), 2 torch threads, no GPU"
+    assert common.describe_machine({**info, "precision": "bf16"}) == "2 CPUs (AMD EPYC), 2 torch threads, no GPU, bf16"
+
+
 def test_amp_bf16_autocasts_a_cpu_conv_to_bf16():
     conv = torch.nn.Conv2d(3, 4, 3)
     with autocast(torch.device("cpu"), "bf16"):

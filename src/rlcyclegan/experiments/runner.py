@@ -42,7 +42,8 @@ from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES, Ctx, Dat
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.train import qtopt as qt
 from rlcyclegan.train import rlcyclegan as rc
-from rlcyclegan.train.common import TrainingDiverged, machine_info, pick_device, to_jsonable, write_json_atomic
+from rlcyclegan.train.common import (TrainingDiverged, machine_info, pick_device, precision_name, to_jsonable,
+                                     write_json_atomic)
 from rlcyclegan.train.qtopt import train_qtopt
 from rlcyclegan.train.rlcyclegan import train_rlcyclegan
 
@@ -501,6 +502,12 @@ def short_of_steps(stage: Stage, folder: Path, step: int | None) -> bool:
     return True
 
 
+def stage_machine(stage: Stage) -> dict:
+    """The machine finishing ``stage`` (:func:`machine_info`) and the precision its ``amp`` resolved to there."""
+    device = pick_device(stage.config.device)
+    return {**machine_info(device), "precision": precision_name(device, getattr(stage.config, "amp", "auto"))}
+
+
 def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     """Train, resume or skip one stage; returns what happened (trained, resumed, skipped)."""
     done = folder / "done.json"
@@ -529,7 +536,7 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     export_final(folder)
     write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
                              "online_episodes": int(ckpt.get("online_episodes", 0)),
-                             "machine": machine_info(pick_device(stage.config.device))})  # what finished the stage
+                             "machine": stage_machine(stage)})  # what finished the stage
     return action
 
 

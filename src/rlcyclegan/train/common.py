@@ -150,12 +150,18 @@ def machine_info(device: torch.device) -> dict:
 
 
 def describe_machine(info: dict) -> str:
-    """One line for a :func:`machine_info` dict, e.g. 'NVIDIA H200' or '2 CPUs (Intel Xeon ...), 2 torch threads'."""
+    """One line for a :func:`machine_info` dict, e.g. 'NVIDIA H200' or '2 CPUs (Intel Xeon ...), 2 torch threads',
+    ending in the precision (', bf16' / ', fp32') when the dict records one (see :func:`precision_name`)."""
     cpus = info.get("cpus_available") or info.get("cpu_count")
     cpu = f"{cpus} CPUs" + (f" ({info['cpu']})" if info.get("cpu") else "")
-    if info.get("gpu"):
-        return f"{info['gpu']} GPU + {cpu}"
-    return f"{cpu}, {info.get('torch_threads')} torch threads, no GPU"
+    line = f"{info['gpu']} GPU + {cpu}" if info.get("gpu") else f"{cpu}, {info.get('torch_threads')} torch threads, no GPU"
+    return line + (f", {info['precision']}" if info.get("precision") else "")
+
+
+def precision_name(device: torch.device, amp: str = "auto") -> str:
+    """What ``amp`` resolves to on ``device`` on this machine: 'bf16' (autocast) or 'fp32'. ``amp="auto"`` gives
+    different answers on different CPUs, so a run records it beside the machine that trained it."""
+    return "bf16" if use_bf16(device, amp) else "fp32"
 
 
 def autocast(device: torch.device, amp: str = "auto"):
