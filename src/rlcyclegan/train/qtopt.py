@@ -689,7 +689,10 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 for k, v in scalars.items():
                     writer.add_scalar(k, v, step)
                 t_log, s_log = now, step
-                bar.set_postfix(loss=f"{loss:.3f}", q=f"{qv.mean().item():.2f}", succ=f"{last_rec.get('success', float('nan')):.2f}", refresh=False)
+                shown = {"loss": f"{loss:.3f}", "q": f"{qv.mean().item():.2f}"}
+                if "success" in last_rec:  # no success column before the first evaluation
+                    shown["succ"] = f"{last_rec['success']:.2f}"
+                bar.set_postfix(shown, refresh=False)
             if cfg.eval_every and step % cfg.eval_every == 0:
                 last_rec = run_eval()
             out_of_time = cfg.max_minutes > 0 and clock() > cfg.max_minutes * 60
