@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlcyclegan.cli import main
-from rlcyclegan.experiments.report import (ReportError, Row, Source, finetune_targets, multibin_targets, real_data_targets, stage_command,
+from rlcyclegan.experiments.report import (ReportError, Row, Source, curve_plot, finetune_targets, multibin_targets, real_data_targets, stage_command,
                                           write_report, zero_shot_targets)
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS
 
@@ -272,3 +272,15 @@ def test_report_lists_the_recipes_runs_its_results_lack():
     assert "- Real-only: 110 real episodes: seeds 0, 1; 550 real episodes: seeds 0, 1;" in lines
     assert "- RL-CycleGAN + Real: 110 real episodes: seeds 0, 1; 550 real episodes: seed 1;" in lines
     assert missing_runs([fake_row("rl-cyclegan-real", [300], "real-data", 550, 0.05)]) == []  # no recipe recorded
+
+
+def test_real_data_plot_draws_the_oracle_and_the_target_line(tmp_path):
+    oracle = fake_row("oracle", [400], real_episodes=14_900)
+    runs = [fake_row("real-only", [10], "real-data", 550, 0.05), fake_row("rl-cyclegan-real", [320], "real-data", 550, 0.05)]
+
+    labels = curve_plot(runs, tmp_path / "with.png", "t", "real", oracle, 0.95)
+    bare = curve_plot(runs, tmp_path / "without.png", "t", "real")
+
+    assert "Oracle (80.0%, trained in real)" in labels and "target: 0.95 of the Oracle" in labels
+    assert not any("Oracle" in label for label in bare)
+    assert (tmp_path / "with.png").read_bytes()[:8] == PNG

@@ -572,9 +572,12 @@ def bar_plot(rows: list[Row], path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def curve_plot(rows: list[Row], path: Path, title: str, kind: str) -> None:
+def curve_plot(rows: list[Row], path: Path, title: str, kind: str, oracle: Row | None = None,
+               target_share: float | None = None) -> list[str]:
     """Success against the budget (real episodes on a log axis, or on-policy episodes) with pooled 95% intervals;
-    methods without a budget are drawn as horizontal lines (fine-tuning curves start from their base run at 0)."""
+    methods without a budget are drawn as horizontal lines (fine-tuning curves start from their base run at 0).
+    With an Oracle row, its success is a dotted line, and `target_share` of it a dash-dot target line. Returns the
+    legend's labels."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     curves = [m for m in dict.fromkeys(r.method for r in rows if r.budget is not None)]
@@ -588,6 +591,11 @@ def curve_plot(rows: list[Row], path: Path, title: str, kind: str) -> None:
         ax.fill_between(xs, [r.pooled[0] for r in pts], [r.pooled[1] for r in pts], color=f"C{i}", alpha=0.15, lw=0)
     for j, r in enumerate(flat):
         ax.axhline(r.mean, color=f"C{len(curves) + j}", ls="--", lw=1, label=f"{r.label} (no {BUDGET_COLUMNS[kind]})")
+    if oracle is not None:
+        ax.axhline(oracle.mean, color="k", ls=":", lw=1.2, label=f"Oracle ({pct(oracle.mean)}, trained in real)")
+        if target_share is not None:
+            ax.axhline(target_share * oracle.mean, color="0.45", ls="-.", lw=1,
+                       label=f"target: {target_share:g} of the Oracle")
     if kind == "real":
         ax.set_xscale("log")
     ax.set_xlabel(BUDGET_COLUMNS[kind] + (" (log scale)" if kind == "real" else ""))
@@ -595,9 +603,11 @@ def curve_plot(rows: list[Row], path: Path, title: str, kind: str) -> None:
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=8)
+    labels = [t.get_text() for t in legend.get_texts()]
     fig.tight_layout()
     _save(fig, path)
+    return labels
 
 
 def cem_text(cem: dict | None) -> str:
@@ -686,7 +696,9 @@ def write_report(results: Sequence[Path | str], out: Path | str, grids: bool = T
             md += ["The notes this project keeps on the paper give no real-robot number for a policy trained on the "
                    "robot's own data alone at the Oracle's budget, so the Oracle row has no paper value.", ""]
         if kind:
-            curve_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})", kind)
+            oracle = next((o for o in (oracle_row(all_rows, r) for r in rows) if o is not None), None)
+            curve_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})", kind, oracle,
+                       REAL_DATA_TARGET[1] if exp == "real-data" else None)
         else:
             bar_plot(rows, out / f"{stem}.png", f"{title} (preset {preset})")
         md += [f"![{title}]({stem}.png)", ""]
