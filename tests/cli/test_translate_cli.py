@@ -129,3 +129,39 @@ def test_eval_translate_with_passes_every_observation_through_g(grasp_run, capsy
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["translate_with"] == str(grasp_run) and result["domain"] == "sim"
     assert len(seen) >= 2 and all(s == (IMAGE_SIZE, IMAGE_SIZE, 3) for s in seen)
+
+
+def test_eval_translate_direction_real2sim_passes_every_observation_through_f(grasp_run, capsys, monkeypatch):
+    from rlcyclegan.rl import translate
+
+    directions: list[str] = []
+    real_load = translate.load_generator
+    monkeypatch.setattr(translate, "load_generator", lambda path, direction="sim2real", device="cpu": directions.append(direction) or real_load(path, direction, device))
+    capsys.readouterr()
+    code = main(["eval", "--checkpoint", str(grasp_run), "--q-network", "sim", "--translate-with", str(grasp_run),
+                 "--translate-direction", "real2sim", "--domain", "real", "--episodes", "2", "--envs", "2", "--json", "--no-progress"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and directions == ["real2sim"] and result["translate_direction"] == "real2sim"
+
+
+def test_eval_q_network_both_acts_on_the_mean_logit_of_q_real_on_y_and_q_sim_on_f_of_y(grasp_run, capsys):
+    import torch
+
+    from rlcyclegan.rl.policy import Policy
+    from rlcyclegan.rl.translate import ImageTranslator, TwoDomainQ
+
+    q_real, q_sim = Policy.load(grasp_run).qnet, Policy.load(grasp_run, entry="policy_sim").qnet
+    f = ImageTranslator.load(grasp_run, direction="real2sim")
+    both = TwoDomainQ(q_real, q_sim, f).eval()
+    rng = np.random.default_rng(0)
+    y = torch.as_tensor(rng.integers(0, 256, (3, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
+    state = torch.zeros(3, q_real.cfg.state_dim)
+    action = torch.as_tensor(rng.uniform(-1, 1, (3, 5, q_real.cfg.action_dim)), dtype=torch.float32)
+    with torch.no_grad():
+        expected = 0.5 * (q_real(y, state, action) + q_sim(torch.as_tensor(f(y.numpy())), state, action))
+        torch.testing.assert_close(both(y, state, action), expected)
+    capsys.readouterr()
+    code = main(["eval", "--checkpoint", str(grasp_run), "--q-network", "both", "--domain", "real", "--episodes", "2", "--envs", "2",
+                 "--json", "--no-progress"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["q_network"] == "both"

@@ -39,11 +39,15 @@ class EvalConfig:
     """CEM elites per iteration (0: the checkpoint's)."""
     q_network: str = "real"
     """real: the checkpoint's policy (an RL-CycleGAN run's Q_real); sim: an RL-CycleGAN run's Q_sim, e.g.
-    `--q-network sim --domain sim` to see how well Q_sim still acts in sim after joint training."""
+    `--q-network sim --domain sim` to see how well Q_sim still acts in sim after joint training; both: an
+    RL-CycleGAN run's Q_real(y) and Q_sim(F(y)) together (mean logit), F being the run's real-to-sim generator."""
     translate_with: Path | None = None
     """A checkpoint or run with a sim-to-real generator: every observation goes through its G first (e.g.
     `--domain sim --translate-with RUN`: the policy on G(sim), the images an RL-CycleGAN Q_real or a
     CycleGAN baseline's policy trained on)."""
+    translate_direction: str = "sim2real"
+    """Which generator of --translate-with: sim2real (G) or real2sim (F; e.g. `--q-network sim --domain real
+    --translate-direction real2sim`: an RL-CycleGAN run's Q_sim acting on F(real))."""
     json: bool = False
     """Print the result as JSON."""
     progress: bool = True
@@ -62,7 +66,7 @@ def main(argv: list[str]) -> int:
             cfg.checkpoint, env_id=cfg.env or None, domain=cfg.domain, objects=cfg.objects, episodes=cfg.episodes,
             seed=cfg.seed, envs=cfg.envs, env_kwargs=json.loads(cfg.env_kwargs or "{}"), device=cfg.device, progress=cfg.progress,
             cem=dict(iterations=cfg.cem_iterations, samples=cfg.cem_samples, elites=cfg.cem_elites), q_network=cfg.q_network,
-            translate_with=cfg.translate_with,
+            translate_with=cfg.translate_with, translate_direction=cfg.translate_direction,
         )
     except (CheckpointError, ValueError) as e:
         print(f"rlcyclegan eval: {e}", file=sys.stderr)
@@ -72,5 +76,5 @@ def main(argv: list[str]) -> int:
     else:
         print(f"{result['checkpoint']}: success {result['success']:.3f} "
               f"(95% CI {result['success_low']:.3f}-{result['success_high']:.3f}) over {result['episodes']} "
-              f"{result['objects']}-object episodes in {result['domain']}{' through G' if cfg.translate_with else ''} ({result['seconds']:.0f} s)")
+              f"{result['objects']}-object episodes in {result['domain']}{(' through G' if cfg.translate_direction == 'sim2real' else ' through F') if cfg.translate_with else ''} ({result['seconds']:.0f} s)")
     return 0

@@ -28,15 +28,19 @@ def evaluate_checkpoint(
     cem: dict[str, int] | None = None,
     q_network: str = "real",
     translate_with: str | Path | None = None,
+    translate_direction: str = "sim2real",
 ) -> dict[str, Any]:
     """Greedy success of the checkpoint's policy over ``episodes`` episodes (seeds ``seed + i``).
 
     ``cem`` overrides the policy's CEM settings (``iterations``, ``samples``, ``elites``; 0 or missing keeps
     the checkpoint's). ``q_network="sim"`` evaluates an RL-CycleGAN checkpoint's Q_sim instead of its policy
-    Q_real (for a QT-Opt checkpoint, "real" is its one Q-network). ``translate_with`` (a checkpoint or run with
+    Q_real (for a QT-Opt checkpoint, "real" is its one Q-network); ``"both"`` acts on the mean logit of
+    Q_real(y, a) and Q_sim(F(y), a) (:class:`rlcyclegan.rl.translate.TwoDomainQ`). ``translate_with`` (a checkpoint or run with
     a sim-to-real generator) passes every observation image through its G first: e.g. a policy trained on
     G(sim) evaluated on G(sim) in the `sim` domain, to tell how much of its gap in `real` is left between
-    G(x) and real images.
+    G(x) and real images. ``translate_direction="real2sim"`` uses the checkpoint's F instead: e.g. an
+    RL-CycleGAN run's Q_sim acting on F(real) (``q_network="sim"``, ``domain="real"``), the other way to
+    deploy a sim policy through the translator.
     """
     import gymnasium as gym
     import torch
@@ -46,13 +50,18 @@ def evaluate_checkpoint(
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if q_network not in ("real", "sim"):
-        raise ValueError(f"q_network must be real or sim, got {q_network!r}")
+    if q_network not in ("real", "sim", "both"):
+        raise ValueError(f"q_network must be real, sim or both, got {q_network!r}")
     entry = "policy_sim" if q_network == "sim" else "policy"
     path = resolve_checkpoint(checkpoint)
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     ckpt = load_checkpoint(path, map_location=dev)
     policy = Policy.load(path, device=dev, seed=0, cem=cem, entry=entry)
+    if q_network == "both":  # Q_real(y) and Q_sim(F(y)) together (an RL-CycleGAN checkpoint's two networks and its F)
+        from rlcyclegan.rl.translate import ImageTranslator, TwoDomainQ
+
+        q_sim = Policy.load(path, device=dev, seed=0, cem=cem, entry="policy_sim").qnet
+        policy.qnet = TwoDomainQ(policy.qnet, q_sim, ImageTranslator.load(path, direction="real2sim", device=dev)).eval()
     trained = ckpt[entry].get("env", {})
     env_id = env_id or trained.get("id")
     if not env_id:
@@ -65,7 +74,7 @@ def evaluate_checkpoint(
     if translate_with is not None:
         from rlcyclegan.rl.translate import ImageTranslator, TranslatedObservations
 
-        translator = ImageTranslator.load(translate_with, device=dev)
+        translator = ImageTranslator.load(translate_with, direction=translate_direction, device=dev)
         env_list = [TranslatedObservations(e, translator) for e in env_list]
     space = env_list[0].observation_space
     img_shape = (space["image"] if isinstance(space, gym.spaces.Dict) else space).shape
@@ -104,5 +113,6 @@ def evaluate_checkpoint(
         "cem": dict(policy.cem),
         "q_network": q_network,
         "translate_with": None if translate_with is None else str(translate_with),
+        "translate_direction": None if translate_with is None else translate_direction,
         "seconds": time.monotonic() - t0,
     }

@@ -83,3 +83,33 @@ class TranslatedObservations(gym.ObservationWrapper):
         if isinstance(observation, dict):
             return {**observation, "image": self.translator(observation["image"])}
         return self.translator(observation)
+
+
+class TwoDomainQ(nn.Module):
+    """An RL-CycleGAN run's two Q-networks acting together on target-domain images: the mean of the logits of
+    Q_real(y, a) and Q_sim(F(y), a). The RL-scene loss trains the generators so that both read the same scene the
+    same way, so the two are an ensemble over the real-image and the translated-image views of one state.
+
+    It has :class:`GraspQNet`'s ``encode`` / ``head`` split (``encode`` runs F once per state), so a
+    :class:`rlcyclegan.rl.policy.Policy` over it acts with CEM as over one Q-network.
+    """
+
+    def __init__(self, q_real: nn.Module, q_sim: nn.Module, real2sim: ImageTranslator):
+        super().__init__()
+        if (q_real.cfg.image_size, q_real.cfg.state_dim, q_real.cfg.action_dim) != (q_sim.cfg.image_size, q_sim.cfg.state_dim, q_sim.cfg.action_dim):
+            raise ValueError("TwoDomainQ: Q_real and Q_sim take different image sizes, states or actions")
+        self.q_real, self.q_sim, self.real2sim = q_real, q_sim, real2sim
+        self.cfg = q_real.cfg
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (B, H, W, 3) images -> (Q_real's features of y, Q_sim's features of F(y))."""
+        if image.dtype != torch.uint8 or image.ndim != 4:
+            raise ValueError(f"TwoDomainQ: expected uint8 (B, H, W, 3) images, got {image.dtype} {tuple(image.shape)}")
+        fy = torch.as_tensor(self.real2sim(image.cpu().numpy()), device=image.device)
+        return self.q_real.encode(image), self.q_sim.encode(fy)
+
+    def head(self, features: tuple[torch.Tensor, torch.Tensor], state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.q_real.head(features[0], state, action).float() + self.q_sim.head(features[1], state, action).float())
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(image), state, action)
