@@ -63,9 +63,10 @@ def test_report_json_matches_the_results(report, all_experiments):
     rows = json.loads((report.parent / "report.json").read_text())["rows"]
     records = [json.loads(line) for out in all_experiments for line in (out / "results.jsonl").read_text().splitlines()]
 
-    assert len(rows) == len({(r["experiment"], r["method"], r["budget"], r["eval"]) for r in records})
+    key = lambda r: (r["experiment"], r["method"] + (f"+{r['variant']}" if r.get("variant") else ""), r["budget"], r["eval"])  # noqa: E731
+    assert len(rows) == len({key(r) for r in records})
     for row in rows:
-        same = [r for r in records if (r["experiment"], r["method"], r["budget"], r["eval"]) == (row["experiment"], row["method"], row["budget"], row["eval"])]
+        same = [r for r in records if key(r) == (row["experiment"], row["method"], row["budget"], row["eval"])]
         assert row["success"] == pytest.approx(sum(r["success"] for r in same) / len(same))
         assert row["pooled_low"] <= row["success"] <= row["pooled_high"]
 
@@ -84,7 +85,7 @@ def test_report_tabulates_each_generators_translation_metrics(report, all_experi
     head = next(i for i, line in enumerate(lines) if line.startswith("| generator | PSNR dB, object pixels |"))
     body = [line.split(" | ") for line in lines[head + 2:] if line.startswith("| ")]
     table = {cells[0][2:]: cells[1:] for cells in body[:next((i for i, c in enumerate(body) if c[0] == "| method"), len(body))]}
-    records = {r["method"]: r for r in map(json.loads, (all_experiments[0] / "results.jsonl").read_text().splitlines())}
+    records = {r["method"]: r for r in map(json.loads, (all_experiments[0] / "results.jsonl").read_text().splitlines()) if not r.get("acting")}
 
     assert sorted(table) == sorted(["GAN", "CycleGAN", "RL-CycleGAN", "no translation (sim render x)",
                                     "the real render y itself (segmenter ceiling)"])
@@ -284,3 +285,12 @@ def test_real_data_plot_draws_the_oracle_and_the_target_line(tmp_path):
     assert "Oracle (80.0%, trained in real)" in labels and "target: 0.95 of the Oracle" in labels
     assert not any("Oracle" in label for label in bare)
     assert (tmp_path / "with.png").read_bytes()[:8] == PNG
+
+
+def test_acting_both_is_a_variant_row_beside_the_recipes_without_a_translation_row_or_grid_column(report):
+    zero_shot = sections(report.read_text())["zero-shot"]
+    rows = [line for line in zero_shot.splitlines() if line.startswith("| RL-CycleGAN [acting=both] |")]
+
+    assert len(rows) == 1 and "| — |" in rows[0]  # the results table only: no paper number, no translation-metrics line
+    assert "**RL-CycleGAN [acting=both]**: the same runs as the line without acting=both" in report.read_text()
+    assert "--q-network both" in report.read_text()

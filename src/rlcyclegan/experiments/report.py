@@ -514,6 +514,11 @@ def commands_section(sections: list[tuple[tuple, list[Row]]]) -> list[str]:
             done.add(key)
             rec = row.records[0]
             budget = f", budget {row.budget:,}" if row.budget is not None else ""
+            if rec.get("acting") == "both":
+                lines.append(f"- **{row.label}**{budget}: the same runs as the line without acting=both, their policy "
+                             f"evaluated as `rlcyclegan eval --checkpoint {rec['policy']}/final.pt --q-network both` (Q_real(y) and "
+                             f"Q_sim(F(y)), mean logit; domain, objects, episodes and CEM as for the other rows)")
+                continue
             lines.append(f"- **{row.label}**{budget}, seed {rec['seed']} (`{rec['run']}`, config hash `{rec['config_hash']}`):")
             for stage in rec.get("stages", sorted(rec.get("steps", {}))):
                 cfg_path = src.root / rec["run"] / stage / "config.json"
@@ -628,7 +633,7 @@ def translation_grid(rows: list[Row], path: Path, states: int = 4) -> tuple[Path
     gens, notes, seen = [], [], set()
     for row in rows:
         rec = row.records[0]
-        if not rec.get("generator") or (row.method, row.budget) in seen:
+        if not rec.get("generator") or rec.get("acting") or (row.method, row.budget) in seen:  # acting=both: the same G
             continue
         seen.add((row.method, row.budget))
         label = row.label + (f" ({row.budget:,})" if row.budget is not None else "")

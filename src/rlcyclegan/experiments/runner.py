@@ -540,8 +540,25 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     return action
 
 
-def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[dict]:
-    """The run's records: its policy evaluated in each of the experiment's evaluations."""
+ACTING_BOTH = "acting=both"
+"""Variant tag of the records of an RL-CycleGAN run acting with Q_real(y) and Q_sim(F(y)) together (Recipe.acting_both)."""
+
+
+def acts_both(plan: Plan, run: RunPlan) -> bool:
+    """Whether the recipe also evaluates this run acting with both Q-networks: its policy stage is an RL-CycleGAN
+    one (Q_real, Q_sim and F in one checkpoint) and the recipe asks for it (Recipe.acting_both)."""
+    stage = next(s for s in run.stages if s.name == run.spec.policy_stage)
+    return RECIPES[plan.preset].acting_both and stage.kind == "rlcyclegan" and getattr(stage.config, "method", "") == "rlcyclegan"
+
+
+def acting_tag(variant: str | None) -> str:
+    """The variant tag of a run's acting=both records: the run's own --set tag, then acting=both."""
+    return f"{variant},{ACTING_BOTH}" if variant else ACTING_BOTH
+
+
+def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool, actings: tuple[str, ...] | None = None) -> list[dict]:
+    """The run's records: its policy evaluated in each of the experiment's evaluations; for an RL-CycleGAN run with
+    Recipe.acting_both, also acting with both Q-networks (``actings`` restricts to some of "real", "both")."""
     from rlcyclegan.rl.evaluate import evaluate_checkpoint
 
     ctx = Ctx(plan.name, plan.preset, RECIPES[plan.preset], plan.out, EXPERIMENTS[plan.name].env, run.seed, run.method, run.budget)
@@ -553,16 +570,21 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
     train_seconds = sum(info["elapsed"] for info in stage_info.values())
     kwargs = {"image_size": ctx.image_size(), **json.loads(ctx.env_kwargs_json() or "{}")}
     recipe = RECIPES[plan.preset]
-    translation = translation_metrics(plan.preset, run.folder / run.spec.generator_stage if run.spec.generator_stage else None, device)
+    if actings is None:
+        actings = ("real", "both") if acts_both(plan, run) else ("real",)
+    translation = None
+    if "real" in actings:  # the acting=both records share the run's generator: its metrics are on the Q_real records
+        translation = translation_metrics(plan.preset, run.folder / run.spec.generator_stage if run.spec.generator_stage else None, device)
     records = []
-    for ev in specs.evaluations(plan.name):
+    for ev, acting in ((ev, acting) for ev in specs.evaluations(plan.name) for acting in actings):
         cem = dict(zip(("iterations", "samples", "elites"), recipe.eval_cem)) if recipe.eval_cem else None
         res = evaluate_checkpoint(policy, env_id=ev.env, domain=ev.domain, objects=ev.objects, episodes=plan.episodes,
                                   envs=min(recipe.eval_envs, plan.episodes), env_kwargs=kwargs, device=device, progress=progress,
-                                  cem=cem)
+                                  cem=cem, q_network=acting)
+        variant = acting_tag(run.variant) if acting == "both" else run.variant
         records.append({
-            "experiment": plan.name, "method": run.method, "label": run.spec.label + (f" [{run.variant}]" if run.variant else ""),
-            "variant": run.variant or None, "seed": run.seed, "budget": run.budget,
+            "experiment": plan.name, "method": run.method, "label": run.spec.label + (f" [{variant}]" if variant else ""),
+            "variant": variant or None, **({"acting": "both"} if acting == "both" else {}), "seed": run.seed, "budget": run.budget,
             "budget_kind": run.spec.budget or None, "preset": plan.preset, "config_hash": config_hash(run.stages, plan.out),
             "eval": ev.name, "eval_env": ev.env, "eval_domain": ev.domain, "eval_objects": ev.objects,
             "success": res["success"], "success_low": res["success_low"], "success_high": res["success_high"],
@@ -577,9 +599,21 @@ def evaluate_run(plan: Plan, run: RunPlan, device: str, progress: bool) -> list[
             "machines": {name: info["machine"] for name, info in stage_info.items() if "machine" in info},
             "run": os.path.relpath(run.folder, plan.out), "policy": os.path.relpath(policy, plan.out),
             "generator": (os.path.relpath(run.folder / run.spec.generator_stage, plan.out) if run.spec.generator_stage else None),
-            **({"translation": translation} if translation is not None else {}),
+            **({"translation": translation} if translation is not None and acting == "real" else {}),
         })
     return records
+
+
+def add_acting_both(plan: Plan, run: RunPlan, device: str, progress: bool) -> bool:
+    """Evaluate a finished RL-CycleGAN run acting with both Q-networks when the recipe asks for it and its
+    result.json predates it (Recipe.acting_both); True if result.json changed."""
+    path = run.folder / "result.json"
+    result = json.loads(path.read_text())
+    if not acts_both(plan, run) or any(r.get("acting") == "both" for r in result["records"]):
+        return False
+    result["records"] = result["records"] + evaluate_run(plan, run, device, progress, actings=("both",))
+    write_json_atomic(path, result)
+    return True
 
 
 TRANSLATION_KEYS = ("g_vs_real", "f_vs_sim", "sim_vs_real", "q_consistency", "object_segmentation", "own_fid", "own_kid",
@@ -618,7 +652,7 @@ def add_translation(out: Path, result_path: Path, device: str) -> bool:
     records = result["records"]
     if not records or not records[0].get("generator"):
         return False
-    if all(translation_current(r.get("translation") or {}) for r in records):
+    if all(translation_current(r.get("translation") or {}) for r in records if r.get("acting") != "both"):  # acting=both: no copy
         return False
     preset = records[0].get("preset")
     if preset not in RECIPES:
@@ -626,7 +660,7 @@ def add_translation(out: Path, result_path: Path, device: str) -> bool:
     metrics = translation_metrics(preset, out / records[0]["generator"], device)
     if metrics is None:
         return False
-    result["records"] = [{**r, "translation": metrics} for r in records]
+    result["records"] = [r if r.get("acting") == "both" else {**r, "translation": metrics} for r in records]
     write_json_atomic(result_path, result)
     return True
 
@@ -709,6 +743,10 @@ def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | s
     for path in sorted((plan.out / "runs").glob("*/result.json")):  # every finished run of the folder, any variant
         if path.parent not in stale_runs and add_translation(plan.out, path, device):
             print(f"[experiment] {path.parent.name}: translation metrics brought to their current form in result.json")
+    for run in plan.runs:  # a finished run that predates Recipe.acting_both gets its acting=both records
+        if status[run.run_id] == "done" and add_acting_both(plan, run, device, progress):  # its own checkpoint, stale or not
+            print(f"[experiment] {run.run_id}: evaluated acting with Q_real(y) and Q_sim(F(y)) together (acting=both)")
+            write_results(plan.out)
     todo = [r for r in plan.runs if status[r.run_id] != "done"]
     recipe = RECIPES[plan.preset]
     t0 = time.monotonic()

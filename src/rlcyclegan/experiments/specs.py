@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +71,11 @@ class Recipe:
     eval_cem: tuple[int, int, int] | None = None
     """(iterations, samples, elites) of the CEM every evaluated policy acts with, whatever it was trained with
     (None: each checkpoint's own, i.e. its training CEM)."""
+    acting_both: bool = False
+    """Also evaluate every RL-CycleGAN run (a policy stage with Q_real, Q_sim and F) acting on the mean logit of
+    Q_real(y, a) and Q_sim(F(y), a) (`rlcyclegan eval --q-network both`), besides Q_real alone (the paper's policy,
+    on which the targets are checked). Its records carry ``acting: "both"`` and the variant tag ``acting=both``, so
+    the report lists them as a variant of the method; a rerun of the experiment adds them to finished runs."""
     translation_episodes: int = 20
     """Scripted unseen-object episodes whose paired sim/real renders score the generator of every run that has one
     (`rlcyclegan eval-translation`: PSNR/SSIM of G(x) against the real render over the image and over object
@@ -115,7 +120,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan_preset="tiny",
         rlcyclegan=dict(steps=6, checkpoint_every=3),
         eval_episodes=4, eval_envs=4, gan_real_episodes=8, real_budget_fractions=(0.5, 1.0), onpolicy_budgets=(4,),
-        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4), translation_episodes=2, segmenter_steps=20,
+        finetune_real_episodes=4, collect_workers=1, eval_cem=(3, 16, 4), translation_episodes=2, segmenter_steps=20, acting_both=True,
     ),
     # `rlcyclegan demo`: the newcomer's CPU job (about 30 minutes on 2 cores, all stages included)
     "demo": Recipe(
@@ -134,7 +139,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan=dict(eval_every=0),
         eval_episodes=500, eval_envs=25, gan_real_episodes=3000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
         onpolicy_budgets=(250, 1000), finetune_real_episodes=500, eval_cem=CPU_EVAL_CEM,
-        translation_episodes=50, rl_cyclegan=dict(CPU_RL_CYCLEGAN_BEST),
+        translation_episodes=50, rl_cyclegan=dict(CPU_RL_CYCLEGAN_BEST), acting_both=True,
     ),
     # one GPU
     "gpu": Recipe(
@@ -144,7 +149,7 @@ RECIPES: dict[str, Recipe] = {
         rlcyclegan=dict(eval_every=0),
         eval_episodes=1000, eval_envs=50, gan_real_episodes=20_000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
         onpolicy_budgets=(1000, 5000, 10_000), finetune_real_episodes=2500, collect_workers=8,
-        translation_episodes=100,
+        translation_episodes=100, acting_both=True,
         rl_cyclegan=dict(online=True, augment_shift=2),  # the cpu recipe's choice (not yet measured on a GPU); the preset's own steps
     ),
 }
@@ -506,7 +511,8 @@ def recipe_from_dict(data: dict) -> Recipe:
 
     Raises ValueError naming the fields that are missing or unknown."""
     names = {f.name for f in fields(Recipe)}
-    unknown, missing = sorted(set(data) - names), sorted(names - set(data))
+    optional = {f.name for f in fields(Recipe) if f.default is not MISSING or f.default_factory is not MISSING}
+    unknown, missing = sorted(set(data) - names), sorted(names - set(data) - optional)  # a field added since keeps its default
     if unknown or missing:
         raise ValueError(f"recipe: missing fields {missing}, unknown fields {unknown}")
     return Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
