@@ -479,6 +479,7 @@ def test_a_variant_differs_from_the_recipes_run_only_in_the_overridden_field():
     ("rlcyclegan.steps=1.5", "steps takes an int"),
     ("rlcyclegan.out=/elsewhere", "'out' is fixed by the experiment's recipe"),
     ("rlcyclegan.lambda_rl_scene=-1", "lambda_rl_scene must be >= 0"),
+    ("rlcyclegan.augment_color=2", "augment_color must be in \\[0, 1\\]"),
 ])
 def test_bad_set_items_are_clear_errors(item, message):
     with pytest.raises(ExperimentError, match=message):

@@ -137,3 +137,30 @@ def test_amp_bf16_autocasts_a_cpu_conv_to_bf16():
 def test_unknown_amp_raises_naming_it():
     with pytest.raises(ValueError, match="amp must be one of"):
         use_bf16(torch.device("cpu"), "fp16")
+
+
+def test_colour_jitter_at_strength_zero_leaves_images_unchanged():
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    params = common.color_jitter_params(3, 0.0, torch.Generator().manual_seed(1))
+
+    assert torch.allclose(common.color_jitter(images, params), images, atol=1e-5)
+
+
+def test_colour_jitter_keeps_images_in_range_and_changes_them_per_image():
+    images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = common.color_jitter(images, common.color_jitter_params(4, 1.0, torch.Generator().manual_seed(1)))
+
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    changes = (out - images).abs().mean(dim=(1, 2, 3))
+    assert bool((changes > 0.01).all()) and len(set(changes.tolist())) == 4
+
+
+def test_colour_jitter_hue_rotation_keeps_grey_pixels_and_a_full_turn_is_identity():
+    grey = torch.full((1, 3, 4, 4), 0.4)
+    colour = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    quarter = {"brightness": torch.zeros(1), "contrast": torch.ones(1), "saturation": torch.ones(1), "hue": torch.full((1,), torch.pi / 2)}
+    full = {**quarter, "hue": torch.full((1,), 2 * torch.pi)}
+
+    assert torch.allclose(common.color_jitter(grey, quarter), grey, atol=1e-5)
+    assert not torch.allclose(common.color_jitter(colour, quarter), colour, atol=1e-2)
+    assert torch.allclose(common.color_jitter(colour, full), colour, atol=1e-5)

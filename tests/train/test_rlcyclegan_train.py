@@ -599,6 +599,18 @@ def test_a_run_with_shifted_q_inputs_trains_and_resumes_exactly(bandit_data, rea
     assert any(not torch.equal(v, load_checkpoint(plain)["state"]["q_real"][k]) for k, v in a["state"]["q_real"].items())
 
 
+def test_a_run_with_colour_distorted_q_inputs_trains_and_resumes_exactly(bandit_data, real_data, tmp_path):
+    cfg = config(bandit_data, real_data["episodes"], tmp_path, name="full", augment_color=0.5, steps=8, checkpoint_every=4, rl_scene_warmup=2)
+    train_rlcyclegan(cfg)
+    train_rlcyclegan(replace(cfg, name="half", steps=4))
+    train_rlcyclegan(replace(cfg, name="half"), resume=tmp_path / "half")
+    plain = train_rlcyclegan(replace(cfg, name="plain", augment_color=0.0))
+
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
+    _assert_state_equal(a["state"], b["state"], "state")
+    assert any(not torch.equal(v, load_checkpoint(plain)["state"]["q_real"][k]) for k, v in a["state"]["q_real"].items())
+
+
 # ------------------------------------------------------------------------------------ fine-tuning on the robot
 def test_sample_batch_with_online_real_draws_the_online_fraction_of_real_rows_from_the_on_policy_buffer(bandit_data, real_data):
     from rlcyclegan.rl.replay import ReplayBuffer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -271,3 +272,37 @@ class Stopwatch:
 
 def dataclass_dict(obj: Any) -> dict:
     return asdict(obj)
+
+
+# YIQ: luma and two chroma axes; a hue shift is a rotation of (I, Q), a saturation change their scaling.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def color_jitter_params(batch: int, strength: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per-image photometric distortion factors (QT-Opt's brightness, contrast, saturation and hue
+    distortions), drawn uniformly at ``strength`` in [0, 1]: brightness +-0.25 s (on a 0..1 scale), contrast and
+    saturation factors in [1 - 0.5 s, 1 + 0.5 s] and [1 - s, 1 + s], hue rotated by up to +-0.5 s of a turn."""
+    u = torch.rand((batch, 4), generator=generator, device=generator.device) * 2.0 - 1.0  # U(-1, 1)
+    return {"brightness": 0.25 * strength * u[:, 0], "contrast": 1.0 + 0.5 * strength * u[:, 1],
+            "saturation": 1.0 + strength * u[:, 2], "hue": math.pi * strength * u[:, 3]}
+
+
+def color_jitter(images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Apply :func:`color_jitter_params` factors to float (B, 3, H, W) images on a 0..1 scale (clamped to it).
+
+    A hue rotation and saturation scaling of the chroma (YIQ), then contrast around each image's mean luma, then
+    brightness. One set of factors per image, so s and s' of a transition can share theirs."""
+    b = images.shape[0]
+    images = images.float()  # the 3x3 inverse and the mixing stay in float32 under autocast too
+    dev, dt = images.device, images.dtype
+    p = {k: v.to(dev, dt).view(b) for k, v in params.items()}
+    to_yiq = _RGB_TO_YIQ.to(dev, dt)
+    cos, sin = torch.cos(p["hue"]) * p["saturation"], torch.sin(p["hue"]) * p["saturation"]
+    chroma = torch.zeros((b, 3, 3), device=dev, dtype=dt)
+    chroma[:, 0, 0] = 1.0
+    chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
+    mix = torch.linalg.inv(to_yiq) @ chroma @ to_yiq  # (B, 3, 3): RGB -> RGB
+    out = torch.einsum("bij,bjhw->bihw", mix, images)
+    luma = torch.einsum("j,bjhw->bhw", to_yiq[0], out).mean(dim=(1, 2)).view(b, 1, 1, 1)
+    out = (out - luma) * p["contrast"].view(b, 1, 1, 1) + luma + p["brightness"].view(b, 1, 1, 1)
+    return out.clamp(0.0, 1.0)

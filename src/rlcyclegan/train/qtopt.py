@@ -44,6 +44,8 @@ from rlcyclegan.rl.qtopt import (AuxSpec, aux_actions, aux_spec, auxiliary_loss,
 from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     claim_run,
+    color_jitter,
+    color_jitter_params,
     release_run,
     parse_action_gates,
     MetricsLog,
@@ -172,6 +174,11 @@ class QTOptConfig:
     """Steps between refreshes of the lagged target network."""
     augment_shift: int = 4
     """Random image shift (pixels, replicate padding) applied to s and s' of every batch, as in DrQ (0 = off)."""
+    augment_color: float = 0.0
+    """Strength in [0, 1] of random photometric distortions of s and s' (one draw per transition, shared by both):
+    brightness, contrast, saturation and hue, as QT-Opt distorts its camera images (``train.common.color_jitter_params``;
+    0 = off). It keeps a policy trained on translated images G(sim) from leaning on colours the generator
+    makes up: an unseen real object's colour is not in the sim image, so G can only guess it."""
     qnet: str = "default"
     """Q-network size (string key: small, default, deep, spatial, large)."""
     qnet_coords: bool = False
@@ -303,6 +310,8 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"lr_final must be in [0, 1] (got {cfg.lr_final})")
     if cfg.aux_weight < 0 or cfg.aux_actions < 0:
         problems.append(f"aux_weight and aux_actions must be >= 0 (got {cfg.aux_weight}, {cfg.aux_actions})")
+    if not 0.0 <= cfg.augment_color <= 1.0:
+        problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
     if cfg.qnet not in QNET_PRESETS:
         problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
     if not cfg.data and cfg.offline_episodes < 1 and not cfg.online:
@@ -469,6 +478,17 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
     cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, W)
     out = padded[torch.arange(b, device=images.device)[:, None, None], :, rows, cols]  # (B, H, W, C)
     return out.to(torch.uint8)
+
+
+def jitter_pair(image: torch.Tensor, next_image: torch.Tensor, strength: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rlcyclegan.train.common.color_jitter` of uint8 (B, H, W, C) s and s', one set of factors per transition."""
+    params = color_jitter_params(image.shape[0], strength, generator)
+
+    def apply(t: torch.Tensor) -> torch.Tensor:
+        x = color_jitter(t.permute(0, 3, 1, 2).float().div(255.0), params)
+        return x.mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    return apply(image), apply(next_image)
 
 
 def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch.optim.Optimizer, batch: dict, bounds: tuple,
@@ -664,6 +684,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             if cfg.augment_shift > 0:
                 t["image"] = random_shift(t["image"], cfg.augment_shift, cem_gen)
                 t["next_image"] = random_shift(t["next_image"], cfg.augment_shift, cem_gen)
+            if cfg.augment_color > 0:
+                t["image"], t["next_image"] = jitter_pair(t["image"], t["next_image"], cfg.augment_color, cem_gen)
 
             for group in opt.param_groups:
                 group["lr"] = scheduled_lr(cfg, step)

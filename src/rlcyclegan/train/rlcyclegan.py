@@ -69,6 +69,8 @@ from rlcyclegan.rl.translate import ImageTranslator
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
     claim_run,
+    color_jitter,
+    color_jitter_params,
     release_run,
     parse_action_gates,
     MetricsLog,
@@ -179,6 +181,9 @@ class RLCycleGANConfig:
     training: the RL-scene inputs (which are also the online TD inputs), the TD targets' next images and the
     auxiliary-loss inputs; each image gets its own shift. 0 = off. The gradient into G and F flows through the
     shift. Meant to keep Q_real from reading pixel-exact traces of G that real images do not have."""
+    augment_color: float = 0.0
+    """Strength in [0, 1] of random photometric distortions (brightness, contrast, saturation, hue; QT-Opt's
+    ``--augment-color``) of the same Q inputs as ``augment_shift``, after the shift, one draw per image. 0 = off."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -378,6 +383,8 @@ def check_config(cfg: RLCycleGANConfig) -> None:
         problems.append(f"init_from continues an RL-CycleGAN run: method must be rlcyclegan (got {cfg.method!r})")
     if cfg.augment_shift < 0:
         problems.append(f"augment_shift must be >= 0 (got {cfg.augment_shift})")
+    if not 0.0 <= cfg.augment_color <= 1.0:
+        problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
         problems.append("rl_scene_warmup and pool_size must be >= 0, checkpoint_every and log_every >= 1")
     for name in ("lambda_gan", "lambda_cycle", "lambda_rl_scene", "lambda_rl", "lambda_identity"):
@@ -722,8 +729,21 @@ def rl_scene_q_values(nets: Nets, batch: dict, x: torch.Tensor, gx: torch.Tensor
 
 
 def q_augment(cfg: RLCycleGANConfig, generator: torch.Generator | None):
-    """The training-time augmentation of Q-network inputs (RLCycleGANConfig.augment_shift), or None when off."""
-    return (lambda t: shift_images(t, cfg.augment_shift, generator)) if cfg.augment_shift > 0 else None
+    """The training-time augmentation of Q-network inputs (RLCycleGANConfig.augment_shift, then augment_color), or
+    None when both are off."""
+    if cfg.augment_shift <= 0 and cfg.augment_color <= 0:
+        return None
+    if generator is None:
+        raise ValueError("q_augment: a torch.Generator is needed for augment_shift or augment_color > 0")
+
+    def augment(t: torch.Tensor) -> torch.Tensor:
+        t = shift_images(t, cfg.augment_shift, generator)
+        if cfg.augment_color > 0:
+            params = color_jitter_params(t.shape[0], cfg.augment_color, generator)  # type: ignore[arg-type]
+            t = color_jitter(t.float() + 0.5, params) - 0.5  # Q inputs are on a [-0.5, 0.5] scale
+        return t
+
+    return augment
 
 
 def generator_step(nets: Nets, batch: dict, cfg: RLCycleGANConfig, step: int, device: torch.device,
