@@ -164,3 +164,30 @@ def test_colour_jitter_hue_rotation_keeps_grey_pixels_and_a_full_turn_is_identit
     assert torch.allclose(common.color_jitter(grey, quarter), grey, atol=1e-5)
     assert not torch.allclose(common.color_jitter(colour, quarter), colour, atol=1e-2)
     assert torch.allclose(common.color_jitter(colour, full), colour, atol=1e-5)
+
+
+def test_camera_noise_at_zero_strength_leaves_images_unchanged():
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+
+    assert torch.allclose(common.camera_noise(images, common.camera_noise_params(3, 0.0, 0.0, gen), gen), images, atol=1e-5)
+
+
+def test_per_image_blur_keeps_flat_images_and_smooths_only_the_images_given_a_sigma():
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    checker = (torch.arange(64).view(8, 8) % 2 == torch.arange(8).view(8, 1) % 2).float().expand(2, 3, 8, 8)
+    out = common.gaussian_blur_per_image(checker, torch.tensor([0.0, 1.0]))
+
+    assert torch.allclose(common.gaussian_blur_per_image(flat, torch.tensor([1.0])), flat, atol=1e-6)
+    assert torch.allclose(out[0], checker[0], atol=1e-4)
+    assert float(out[1].std()) < 0.5 * float(checker[1].std())
+
+
+def test_camera_noise_std_follows_each_images_drawn_level():
+    images = torch.full((2, 3, 32, 32), 0.5)
+    gen = torch.Generator().manual_seed(0)
+    params = {"noise": torch.tensor([0.0, 0.05]), "blur": torch.zeros(2)}
+    out = common.camera_noise(images, params, gen)
+
+    assert float((out[0] - 0.5).abs().max()) < 1e-6
+    assert abs(float((out[1] - 0.5).std()) - 0.05) < 0.005

@@ -599,12 +599,13 @@ def test_a_run_with_shifted_q_inputs_trains_and_resumes_exactly(bandit_data, rea
     assert any(not torch.equal(v, load_checkpoint(plain)["state"]["q_real"][k]) for k, v in a["state"]["q_real"].items())
 
 
-def test_a_run_with_colour_distorted_q_inputs_trains_and_resumes_exactly(bandit_data, real_data, tmp_path):
-    cfg = config(bandit_data, real_data["episodes"], tmp_path, name="full", augment_color=0.5, steps=8, checkpoint_every=4, rl_scene_warmup=2)
+@pytest.mark.parametrize("augment", [dict(augment_color=0.5), dict(augment_noise=0.05, augment_blur=1.0)], ids=["colour", "camera"])
+def test_a_run_with_distorted_q_inputs_trains_and_resumes_exactly(bandit_data, real_data, tmp_path, augment):
+    cfg = config(bandit_data, real_data["episodes"], tmp_path, name="full", steps=8, checkpoint_every=4, rl_scene_warmup=2, **augment)
     train_rlcyclegan(cfg)
     train_rlcyclegan(replace(cfg, name="half", steps=4))
     train_rlcyclegan(replace(cfg, name="half"), resume=tmp_path / "half")
-    plain = train_rlcyclegan(replace(cfg, name="plain", augment_color=0.0))
+    plain = train_rlcyclegan(replace(cfg, name="plain", augment_color=0.0, augment_noise=0.0, augment_blur=0.0))
 
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "half")
     _assert_state_equal(a["state"], b["state"], "state")

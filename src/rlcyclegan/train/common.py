@@ -306,3 +306,36 @@ def color_jitter(images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch
     luma = torch.einsum("j,bjhw->bhw", to_yiq[0], out).mean(dim=(1, 2)).view(b, 1, 1, 1)
     out = (out - luma) * p["contrast"].view(b, 1, 1, 1) + luma + p["brightness"].view(b, 1, 1, 1)
     return out.clamp(0.0, 1.0)
+
+
+def camera_noise_params(batch: int, noise: float, blur: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per-image strengths of :func:`camera_noise`: Gaussian noise std uniform in [0, ``noise``] (0..1 scale) and
+    Gaussian blur sigma uniform in [0, ``blur``] pixels."""
+    u = torch.rand((batch, 2), generator=generator, device=generator.device)
+    return {"noise": noise * u[:, 0], "blur": blur * u[:, 1]}
+
+
+def gaussian_blur_per_image(images: torch.Tensor, sigma: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Blur each float (B, C, H, W) image with its own Gaussian sigma (pixels; 0 = unchanged), edges replicated."""
+    b, c, h, w = images.shape
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    s = sigma.to(images.device, images.dtype).clamp_min(1e-3).view(b, 1)
+    k = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (B*C, 2r+1)
+    x = torch.nn.functional.pad(images.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, k.view(b * c, 1, 1, -1), groups=b * c)
+    x = torch.nn.functional.conv2d(x, k.view(b * c, 1, -1, 1), groups=b * c)
+    return x.view(b, c, h, w)
+
+
+def camera_noise(images: torch.Tensor, params: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+    """Camera-like distortions of float (B, 3, H, W) images on a 0..1 scale: a Gaussian blur, then additive Gaussian
+    pixel noise (fresh per image and pixel, drawn from ``generator``), clamped to 0..1. A real camera's lens blur,
+    sensor noise and compression differ from what a generator renders; a Q-network that learned from G(sim) only
+    can read that difference (``scripts/diagnostics/real_look_ablation.py``)."""
+    images = images.float()
+    b = images.shape[0]
+    out = gaussian_blur_per_image(images, params["blur"])
+    noise = torch.randn(images.shape, generator=generator, device=generator.device).to(images.device)
+    out = out + noise * params["noise"].to(images.device).view(b, 1, 1, 1)
+    return out.clamp(0.0, 1.0)

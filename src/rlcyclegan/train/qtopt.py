@@ -43,6 +43,8 @@ from rlcyclegan.rl.qtopt import (AuxSpec, aux_actions, aux_spec, auxiliary_loss,
                                  td_loss)
 from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
+    camera_noise,
+    camera_noise_params,
     claim_run,
     color_jitter,
     color_jitter_params,
@@ -179,6 +181,13 @@ class QTOptConfig:
     brightness, contrast, saturation and hue, as QT-Opt distorts its camera images (``train.common.color_jitter_params``;
     0 = off). It keeps a policy trained on translated images G(sim) from leaning on colours the generator
     makes up: an unseen real object's colour is not in the sim image, so G can only guess it."""
+    augment_noise: float = 0.0
+    """Largest std (0..1 scale) of Gaussian pixel noise added to s and s' (each image its own std, drawn uniformly up
+    to this, and its own noise; 0 = off), after a random Gaussian blur of up to `augment_blur` pixels."""
+    augment_blur: float = 0.0
+    """Largest sigma (pixels) of a random Gaussian blur of s and s' (one sigma per transition; 0 = off). With
+    `augment_noise`, camera-like distortions that keep a policy trained on G(sim) from reading how G draws fine
+    detail, which a real camera's blur, sensor noise and compression draw otherwise."""
     qnet: str = "default"
     """Q-network size (string key: small, default, deep, spatial, large)."""
     qnet_coords: bool = False
@@ -312,6 +321,8 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"aux_weight and aux_actions must be >= 0 (got {cfg.aux_weight}, {cfg.aux_actions})")
     if not 0.0 <= cfg.augment_color <= 1.0:
         problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
+    if not 0.0 <= cfg.augment_noise <= 1.0 or cfg.augment_blur < 0:
+        problems.append(f"augment_noise must be in [0, 1] and augment_blur >= 0 (got {cfg.augment_noise}, {cfg.augment_blur})")
     if cfg.qnet not in QNET_PRESETS:
         problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
     if not cfg.data and cfg.offline_episodes < 1 and not cfg.online:
@@ -486,6 +497,19 @@ def jitter_pair(image: torch.Tensor, next_image: torch.Tensor, strength: float, 
 
     def apply(t: torch.Tensor) -> torch.Tensor:
         x = color_jitter(t.permute(0, 3, 1, 2).float().div(255.0), params)
+        return x.mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    return apply(image), apply(next_image)
+
+
+def camera_pair(image: torch.Tensor, next_image: torch.Tensor, noise: float, blur: float,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rlcyclegan.train.common.camera_noise` of uint8 (B, H, W, C) s and s': one blur and noise level per
+    transition, fresh noise per image."""
+    params = camera_noise_params(image.shape[0], noise, blur, generator)
+
+    def apply(t: torch.Tensor) -> torch.Tensor:
+        x = camera_noise(t.permute(0, 3, 1, 2).float().div(255.0), params, generator)
         return x.mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
     return apply(image), apply(next_image)
@@ -686,6 +710,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 t["next_image"] = random_shift(t["next_image"], cfg.augment_shift, cem_gen)
             if cfg.augment_color > 0:
                 t["image"], t["next_image"] = jitter_pair(t["image"], t["next_image"], cfg.augment_color, cem_gen)
+            if cfg.augment_noise > 0 or cfg.augment_blur > 0:
+                t["image"], t["next_image"] = camera_pair(t["image"], t["next_image"], cfg.augment_noise, cfg.augment_blur, cem_gen)
 
             for group in opt.param_groups:
                 group["lr"] = scheduled_lr(cfg, step)

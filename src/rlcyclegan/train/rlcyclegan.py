@@ -68,6 +68,8 @@ from rlcyclegan.rl.actor import run_episodes
 from rlcyclegan.rl.translate import ImageTranslator
 from rlcyclegan.rl.translate import load_generator as _load_generator
 from rlcyclegan.train.common import (
+    camera_noise,
+    camera_noise_params,
     claim_run,
     color_jitter,
     color_jitter_params,
@@ -184,6 +186,11 @@ class RLCycleGANConfig:
     augment_color: float = 0.0
     """Strength in [0, 1] of random photometric distortions (brightness, contrast, saturation, hue; QT-Opt's
     ``--augment-color``) of the same Q inputs as ``augment_shift``, after the shift, one draw per image. 0 = off."""
+    augment_noise: float = 0.0
+    """Largest std (0..1 scale) of Gaussian pixel noise added to the same Q inputs, after a random blur of up to
+    ``augment_blur`` pixels (QT-Opt's options of the same names; one draw per image). 0 = off."""
+    augment_blur: float = 0.0
+    """Largest sigma (pixels) of a random Gaussian blur of the same Q inputs. 0 = off."""
     rl_scene_warmup: int = 1000
     """Steps with RL-scene weight 0 (the Q-networks learn by TD first; without --init-q their values are noise)."""
 
@@ -385,6 +392,8 @@ def check_config(cfg: RLCycleGANConfig) -> None:
         problems.append(f"augment_shift must be >= 0 (got {cfg.augment_shift})")
     if not 0.0 <= cfg.augment_color <= 1.0:
         problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
+    if not 0.0 <= cfg.augment_noise <= 1.0 or cfg.augment_blur < 0:
+        problems.append(f"augment_noise must be in [0, 1] and augment_blur >= 0 (got {cfg.augment_noise}, {cfg.augment_blur})")
     if cfg.rl_scene_warmup < 0 or cfg.pool_size < 0 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
         problems.append("rl_scene_warmup and pool_size must be >= 0, checkpoint_every and log_every >= 1")
     for name in ("lambda_gan", "lambda_cycle", "lambda_rl_scene", "lambda_rl", "lambda_identity"):
@@ -729,9 +738,10 @@ def rl_scene_q_values(nets: Nets, batch: dict, x: torch.Tensor, gx: torch.Tensor
 
 
 def q_augment(cfg: RLCycleGANConfig, generator: torch.Generator | None):
-    """The training-time augmentation of Q-network inputs (RLCycleGANConfig.augment_shift, then augment_color), or
-    None when both are off."""
-    if cfg.augment_shift <= 0 and cfg.augment_color <= 0:
+    """The training-time augmentation of Q-network inputs (RLCycleGANConfig.augment_shift, then augment_color, then
+    augment_blur and augment_noise), or None when all are off."""
+    camera = cfg.augment_noise > 0 or cfg.augment_blur > 0
+    if cfg.augment_shift <= 0 and cfg.augment_color <= 0 and not camera:
         return None
     if generator is None:
         raise ValueError("q_augment: a torch.Generator is needed for augment_shift or augment_color > 0")
@@ -741,6 +751,9 @@ def q_augment(cfg: RLCycleGANConfig, generator: torch.Generator | None):
         if cfg.augment_color > 0:
             params = color_jitter_params(t.shape[0], cfg.augment_color, generator)  # type: ignore[arg-type]
             t = color_jitter(t.float() + 0.5, params) - 0.5  # Q inputs are on a [-0.5, 0.5] scale
+        if camera:
+            params = camera_noise_params(t.shape[0], cfg.augment_noise, cfg.augment_blur, generator)  # type: ignore[arg-type]
+            t = camera_noise(t.float() + 0.5, params, generator) - 0.5  # type: ignore[arg-type]
         return t
 
     return augment
