@@ -585,3 +585,25 @@ def test_rerun_adds_the_acting_both_records_to_runs_finished_without_them(tiny_e
 
     timeless = lambda r: {k: v for k, v in r.items() if k not in ("eval_seconds", "wall_seconds", "translation")}  # noqa: E731
     assert [timeless(r) for r in read_results(out, acting_both=True)] == [timeless(r) for r in before]  # same seeds: same figures
+
+
+# ------------------------------------------------------------------------------------ a stage on another method's run
+def test_camera_noise_method_trains_q_real_of_the_rl_cyclegan_real_run_of_the_same_budget_on():
+    plan = plan_experiment("real-data", "tiny", 1, Path("x"), only=("rl-cyclegan-real-camera",))
+    by_id = {run.run_id: run for run in plan.runs}
+    camera = [run for run in plan.runs if run.method == "rl-cyclegan-real-camera"]
+
+    assert [run.budget for run in camera] == [6, 12]
+    for run in camera:
+        cfg, start = run.stages[0].config, by_id[f"rl-cyclegan-real-s0-{run.budget}"]
+        assert run.needs == [start.run_id]
+        assert cfg.init_from == cfg.translate_with == start.folder / "rlcyclegan"
+        assert cfg.data == start.stages[0].config.sim_data + start.stages[0].config.real_data  # its start's episodes, no more
+        assert cfg.augment_noise > 0 and cfg.augment_blur > 0 and cfg.domain == "sim" and cfg.eval_domain == "real"
+        assert run.real_offline == run.budget
+
+
+def test_dependencies_without_budgets_keep_pointing_at_the_run_of_the_seed():
+    plan = plan_experiment("real-data", "tiny", 1, Path("x"), only=("rl-cyclegan-real",))
+
+    assert {tuple(run.needs) for run in plan.runs if run.method == "rl-cyclegan-real"} == {("sim-only-s0",)}

@@ -279,7 +279,8 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
                             touched.add(method)
                     stages = apply_overrides(stages, over)
                 runs.append(RunPlan(specs.run_id(method, seed, budget, variant), method, seed, budget, ctx.run_dir(), stages,
-                                    [specs.run_id(dep, seed, variant=tag if dep in varied else "") for dep in m.needs],
+                                    [specs.run_id(dep, seed, specs.dependency_budget(method, dep, budget), variant=tag if dep in varied else "")
+                                     for dep in m.needs],
                                     list(ctx.datasets.values()), m.real_offline(ctx), m.onpolicy_real, variant))
     if over:
         untouched = sorted(varied - touched)

@@ -84,6 +84,9 @@ class Recipe:
     segmenter_steps: int = 1000
     """Training steps of the object segmenter behind the translation records' object IoU (`eval-translation
     --segmenter-steps`)."""
+    camera_augment: dict = field(default_factory=lambda: dict(augment_noise=0.06, augment_blur=1.0))
+    """real-data experiment, rl-cyclegan-real-camera: QT-Opt fields of the stage that trains an RL-CycleGAN + Real run's
+    Q_real on (its G fixed) with camera-like distortions of every input; the QT-Opt recipe gives the rest."""
     rl_cyclegan: dict = field(default_factory=dict)
     """RL-CycleGAN config fields set over `rlcyclegan` for the RL-CycleGAN methods' own stage only (rl-cyclegan,
     rl-cyclegan-real), not for the GAN / CycleGAN translators, e.g. on-policy collection and Q-input shifts."""
@@ -140,6 +143,7 @@ RECIPES: dict[str, Recipe] = {
         eval_episodes=500, eval_envs=25, gan_real_episodes=3000, real_budget_fractions=(0.01, 0.05, 0.2, 1.0),
         onpolicy_budgets=(250, 1000), finetune_real_episodes=500, eval_cem=CPU_EVAL_CEM,
         translation_episodes=50, rl_cyclegan=dict(CPU_RL_CYCLEGAN_BEST), acting_both=True,
+        camera_augment=dict(augment_noise=0.06, augment_blur=1.0, steps=12_000, eval_every=0),
     ),
     # one GPU
     "gpu": Recipe(
@@ -246,10 +250,12 @@ class Ctx:
 
     # ---- folders
     def run_dir(self, method: str | None = None) -> Path:
-        """This run's folder, or the folder of ``method``'s run of the same seed (no budget)."""
+        """This run's folder, or the folder of ``method``'s run of the same seed (and of the same budget when
+        ``method`` takes budgets of the same kind as this run's method, see :func:`dependency_budget`)."""
         if method is None:
             return self.out / "runs" / run_id(self.method, self.seed, self.budget, self.variant)
-        return self.out / "runs" / run_id(method, self.seed, variant=self.variant if method in self.varied else "")
+        budget = dependency_budget(self.method, method, self.budget)
+        return self.out / "runs" / run_id(method, self.seed, budget, variant=self.variant if method in self.varied else "")
 
     # ---- data
     def _slug(self) -> str:
@@ -312,6 +318,13 @@ def run_id(method: str, seed: int, budget: int | None = None, variant: str = "")
     return f"{method}-s{seed}" + ("" if budget is None else f"-{budget}") + (f"+{variant}" if variant else "")
 
 
+def dependency_budget(method: str, dep: str, budget: int | None) -> int | None:
+    """The budget of the run of ``dep`` that a run of ``method`` at ``budget`` builds on: the same budget when both
+    methods take budgets of one kind (a stage on top of another method's run at that budget), else none."""
+    own, other = METHODS[method].budget if method in METHODS else "", METHODS[dep].budget
+    return budget if own and own == other else None
+
+
 # ===================================================================================== methods
 @dataclass(frozen=True)
 class Method:
@@ -326,7 +339,8 @@ class Method:
     generator_stage: str | None = None
     """Stage holding a sim-to-real generator (for the report's translation grids), if any."""
     needs: tuple[str, ...] = ()
-    """Methods whose run of the same seed (no budget) must be finished first."""
+    """Methods whose run of the same seed must be finished first (of the same budget when they take budgets of
+    the same kind, else with none: :func:`dependency_budget`)."""
     real_offline: Callable[[Ctx], int] = lambda ctx: 0
     """Real episodes (or their images) the run learns from, on-policy excluded."""
     onpolicy_real: bool = False
@@ -390,6 +404,18 @@ def _rl_cyclegan_real(ctx: Ctx) -> list[Stage]:
     cfg = ctx.rlcyclegan("rlcyclegan", method="rlcyclegan", sim_data=ctx.episodes("sim"), real_data=ctx.episodes("real", ctx.real_budget()),
                          init_q=ctx.run_dir("sim-only") / "qtopt", **_rl_q_aux(ctx), **ctx.recipe.rl_cyclegan)
     return [Stage("rlcyclegan", "rlcyclegan", cfg)]
+
+
+def _rl_cyclegan_real_camera(ctx: Ctx) -> list[Stage]:
+    """Q_real of the RL-CycleGAN + Real run at the same budget, trained on by QT-Opt with that run's G fixed: the same
+    sim pool through G and the same real episodes, on-policy episodes collected in sim through G, and every Q input
+    blurred and noised at random (``recipe.camera_augment``), so that the real camera's blur and sensor noise stop
+    telling Q_real which domain an image is from (``scripts/diagnostics/real_look_ablation.py``)."""
+    start = ctx.run_dir("rl-cyclegan-real") / METHODS["rl-cyclegan-real"].policy_stage
+    fields = {**ctx.recipe.camera_augment}
+    cfg = ctx.qtopt("qtopt", domain="sim", eval_domain="real", data=ctx.episodes("sim") + ctx.episodes("real", ctx.real_budget()),
+                    init_from=start, translate_with=start, **fields)
+    return [Stage("qtopt", "qtopt", cfg)]
 
 
 def finetune_steps(ctx: Ctx) -> int:
@@ -457,6 +483,8 @@ METHODS: dict[str, Method] = {
     "sim-real": Method("Sim+Real", _sim_plus_real, "qtopt", real_offline=Ctx.real_budget, budget="real"),
     "rl-cyclegan-real": Method("RL-CycleGAN + Real", _rl_cyclegan_real, "rlcyclegan", "rlcyclegan", needs=("sim-only",),
                                real_offline=Ctx.real_budget, budget="real"),
+    "rl-cyclegan-real-camera": Method("RL-CycleGAN + Real, Q_real retrained with camera noise", _rl_cyclegan_real_camera, "qtopt",
+                                      needs=("rl-cyclegan-real",), real_offline=Ctx.real_budget, budget="real"),
     "rl-cyclegan-ft": Method("RL-CycleGAN + fine-tuning", _finetune("rl-cyclegan"), "qtopt", needs=("rl-cyclegan",),
                              real_offline=lambda ctx: _gan_images(ctx) + _finetune_real(ctx), onpolicy_real=True, budget="onpolicy"),
     "rl-cyclegan-joint-ft": Method("RL-CycleGAN + joint fine-tuning", _finetune_joint, "rlcyclegan", "rlcyclegan", needs=("rl-cyclegan",),
@@ -481,7 +509,7 @@ class Experiment:
 
 EXPERIMENTS: dict[str, Experiment] = {
     "zero-shot": Experiment("Zero-shot sim-to-real transfer", ("sim-only", "randomized-sim", "gan", "cyclegan", "rl-cyclegan", "oracle")),
-    "real-data": Experiment("Adding real episodes", ("sim-only", "real-only", "sim-real", "rl-cyclegan-real")),
+    "real-data": Experiment("Adding real episodes", ("sim-only", "real-only", "sim-real", "rl-cyclegan-real", "rl-cyclegan-real-camera")),
     "finetune": Experiment("On-policy fine-tuning in real", ("sim-only", "rl-cyclegan", "rl-cyclegan-ft", "rl-cyclegan-joint-ft",
                                                                   "sim-only-ft", "scratch-ft")),
     "multibin": Experiment("Multi-bin robot (the paper's Robot 2)", ("sim-only", "cyclegan", "rl-cyclegan"), env=MULTIBIN,
