@@ -59,6 +59,24 @@ def test_wrapped_env_observes_translated_images(generator_ckpt):
     np.testing.assert_array_equal(obs_wrapped["state"], obs_raw["state"])
 
 
+def test_real2real_translates_through_f_then_g(tmp_path):
+    g = tiny_generator()
+    torch.manual_seed(1)
+    f = make_generator("unet_small", channels=4, depth=3).eval()
+    path = save_checkpoint(tmp_path / "both.pt", {"kind": "rlcyclegan",
+                                                  "generator": {"direction": "sim2real", "config": g.cfg.to_dict(), "weights": g.state_dict()},
+                                                  "generator_real2sim": {"direction": "real2sim", "config": f.cfg.to_dict(), "weights": f.state_dict()}})
+    x = to_gan_input(torch.as_tensor(np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)))
+    with torch.no_grad():
+        np.testing.assert_allclose(load_generator(path, "real2real")(x).numpy(), g(f(x)).numpy(), atol=1e-6)
+        assert not torch.allclose(g(f(x)), g(x), atol=1e-3)
+
+
+def test_real2real_needs_both_generators(generator_ckpt):
+    with pytest.raises(CheckpointError, match="without a real2sim generator"):
+        load_generator(generator_ckpt, "real2real")
+
+
 def test_checkpoint_without_generator_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "q.pt", {"kind": "qtopt"})
     with pytest.raises(CheckpointError, match="without a sim2real generator"):

@@ -46,8 +46,9 @@ class EvalConfig:
     `--domain sim --translate-with RUN`: the policy on G(sim), the images an RL-CycleGAN Q_real or a
     CycleGAN baseline's policy trained on)."""
     translate_direction: str = "sim2real"
-    """Which generator of --translate-with: sim2real (G) or real2sim (F; e.g. `--q-network sim --domain real
-    --translate-direction real2sim`: an RL-CycleGAN run's Q_sim acting on F(real))."""
+    """Which generator of --translate-with: sim2real (G), real2sim (F; e.g. `--q-network sim --domain real
+    --translate-direction real2sim`: an RL-CycleGAN run's Q_sim acting on F(real)) or real2real (G(F(y)): a
+    Q_real acting on real images mapped through the cycle onto the G(sim) images it was trained on)."""
     json: bool = False
     """Print the result as JSON."""
     progress: bool = True
@@ -74,7 +75,8 @@ def main(argv: list[str]) -> int:
     if cfg.json:
         print(json.dumps(result, indent=2))
     else:
+        through = {"sim2real": " through G", "real2sim": " through F", "real2real": " through G(F(.))"}.get(cfg.translate_direction, "")
         print(f"{result['checkpoint']}: success {result['success']:.3f} "
               f"(95% CI {result['success_low']:.3f}-{result['success_high']:.3f}) over {result['episodes']} "
-              f"{result['objects']}-object episodes in {result['domain']}{(' through G' if cfg.translate_direction == 'sim2real' else ' through F') if cfg.translate_with else ''} ({result['seconds']:.0f} s)")
+              f"{result['objects']}-object episodes in {result['domain']}{through if cfg.translate_with else ''} ({result['seconds']:.0f} s)")
     return 0

@@ -23,17 +23,20 @@ from torch import nn
 from rlcyclegan.nets.generators import GeneratorConfig, from_gan_output, make_generator, to_gan_input
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
 
-DIRECTIONS = ("sim2real", "real2sim")
+DIRECTIONS = ("sim2real", "real2sim", "real2real")
 
 
-def load_generator(ckpt_or_run: str | os.PathLike[str], direction: Literal["sim2real", "real2sim"] = "sim2real",
+def load_generator(ckpt_or_run: str | os.PathLike[str], direction: Literal["sim2real", "real2sim", "real2real"] = "sim2real",
                    device: str | torch.device = "cpu") -> nn.Module:
-    """G (sim -> real) or F (real -> sim) of a checkpoint file or run folder, in eval mode.
+    """G (sim -> real), F (real -> sim) or G∘F (real -> real, ``"real2real"``: a real image projected onto the
+    real images G makes, the cycle y -> G(F(y))) of a checkpoint file or run folder, in eval mode.
 
     It maps float (B, 3, H, W) images in [-1, 1] to the same (see ``to_gan_input`` / ``from_gan_output``).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if direction == "real2real":
+        return nn.Sequential(load_generator(ckpt_or_run, "real2sim", device), load_generator(ckpt_or_run, "sim2real", device)).eval()
     ckpt = load_checkpoint(ckpt_or_run, map_location=device)
     entry = ckpt.get("generator" if direction == "sim2real" else "generator_real2sim")
     if entry is None:
