@@ -603,6 +603,17 @@ def test_camera_noise_method_trains_q_real_of_the_rl_cyclegan_real_run_of_the_sa
         assert run.real_offline == run.budget
 
 
+def test_a_method_starting_from_a_varied_method_selected_with_it_starts_from_the_variant():
+    plan = plan_experiment("real-data", "tiny", 1, Path("x"), only=("rl-cyclegan-real", "rl-cyclegan-real-camera"), budgets=(6,),
+                           overrides=("rlcyclegan.augment_noise=0.05",))
+    by_id = {run.run_id: run for run in plan.runs}
+    camera = next(run for run in plan.runs if run.method == "rl-cyclegan-real-camera")
+    start = by_id["rl-cyclegan-real-s0-6+augment_noise=0.05"]
+
+    assert camera.run_id == "rl-cyclegan-real-camera-s0-6+augment_noise=0.05" and camera.needs == [start.run_id]
+    assert camera.stages[0].config.init_from == start.folder / "rlcyclegan" and start.stages[0].config.augment_noise == 0.05
+
+
 def test_dependencies_without_budgets_keep_pointing_at_the_run_of_the_seed():
     plan = plan_experiment("real-data", "tiny", 1, Path("x"), only=("rl-cyclegan-real",))
 

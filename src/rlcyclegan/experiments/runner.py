@@ -240,7 +240,9 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
     ``overrides`` (`--set KIND.FIELD=VALUE`) make a variant of the selected methods (``only``, else all): their
     stages of that kind train with the changed fields (KIND recipe: their stages are built from the recipe with
     the changed fields), in folders tagged with them (METHOD-sSEED+TAG), beside the recipe's own runs; methods
-    added only as dependencies stay the recipe's."""
+    added only as dependencies stay the recipe's. A selected method without a stage of that kind is a variant
+    when it starts from a selected method that has one (e.g. --only rl-cyclegan-real rl-cyclegan-real-camera
+    --set rlcyclegan.augment_noise=0.06: the camera stage starts from the varied RL-CycleGAN + Real run)."""
     from dataclasses import replace
 
     check_name(name)
@@ -282,7 +284,12 @@ def plan_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | 
                                     [specs.run_id(dep, seed, specs.dependency_budget(method, dep, budget), variant=tag if dep in varied else "")
                                      for dep in m.needs],
                                     list(ctx.datasets.values()), m.real_offline(ctx), m.onpolicy_real, variant))
-    if over:
+    if over:  # a method that starts from a varied method selected with it is a variant too (it starts from the variant)
+        grew = True
+        while grew:
+            carried = {m for m in varied - touched if any(dep in touched for dep in METHODS[m].needs)}
+            touched |= carried
+            grew = bool(carried)
         untouched = sorted(varied - touched)
         if untouched:
             raise ExperimentError(f"--set {', '.join(over)}.*: methods {', '.join(untouched)} have no such stage "
