@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlcyclegan.data.store import Episode
-from rlcyclegan.rl.replay import FIELDS, IndexedReplay, ReplayBuffer, sample_mixed
+from rlcyclegan.rl.replay import FIELDS, FractionReplay, IndexedReplay, ReplayBuffer, sample_mixed
 
 IMG = (4, 4, 3)
 
@@ -276,3 +276,34 @@ def test_mixed_batch_fills_privileged_rows_of_a_buffer_without_them_with_nan():
 
     assert b["privileged"].shape == (8, 4)
     assert (b["privileged"][:4] == 0).all() and np.isnan(b["privileged"][4:]).all()
+
+
+def test_indexed_subset_keeps_only_the_selected_transitions_and_shares_the_images():
+    rep = indexed([episode(3, 0), episode(5, 1)])
+    keep = np.zeros(len(rep), np.bool_)
+    keep[3:] = True
+    sub = rep.subset(keep)
+    assert len(sub) == 5 and sub.images is rep.images
+    np.testing.assert_array_equal(sub.action, rep.action[3:])
+    np.testing.assert_array_equal(sub.images[sub.obs_index], rep.images[rep.obs_index[3:]])
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_fraction_replay_draws_that_share_of_each_batch_from_the_extra_replay(fraction):
+    main, extra = buffer(100, [1] * 90), buffer(10, [200] * 5)  # the extra replay: 5 of 95 transitions
+    batch = FractionReplay(main, extra, fraction).sample(64, np.random.default_rng(0))
+    assert int((batch["reward"] == 200).sum()) == round(64 * fraction)
+    assert len(FractionReplay(main, extra, fraction)) == 95
+
+
+def test_fraction_replay_is_the_off_policy_part_of_a_mixed_batch():
+    off = FractionReplay(buffer(100, [1] * 50), buffer(10, [200] * 5), 0.5)
+    batch = sample_mixed(off, buffer(10, [7] * 5), 32, 0.5, np.random.default_rng(0))
+    assert [int((batch["reward"] == v).sum()) for v in (1, 200, 7)] == [8, 8, 16]
+
+
+def test_fraction_replay_refuses_an_empty_part_or_a_fraction_outside_the_open_unit_interval():
+    with pytest.raises(ValueError, match="both replays"):
+        FractionReplay(buffer(10, [1]), buffer(10), 0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        FractionReplay(buffer(10, [1]), buffer(10, [2]), 1.0)

@@ -292,7 +292,7 @@ def test_unknown_preset_raises():
         preset_config("huge")
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1)])
+@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1), ("real_fraction", 1.0)])
 def test_invalid_config_is_rejected_before_training(field, value, tmp_path):
     cfg = replace(preset_config("tiny", out=tmp_path, name="r"), **{field: value})
 
@@ -374,6 +374,50 @@ def test_aux_loss_uses_privileged_state_only_from_data_of_the_aux_domains(tmp_pa
                           probe_aux(cfg).privileged_dim)
 
     assert np.isfinite(buf.privileged[:, :2]).all() == used and np.isnan(buf.privileged).all() != used
+
+
+def test_real_fraction_replays_the_real_folders_in_that_share_of_each_off_policy_batch(tmp_path):
+    import numpy as np
+
+    from rlcyclegan.data.collect import collect
+    from rlcyclegan.train.qtopt import load_offline, probe_env
+
+    cfg = preset_config("tiny", env_kwargs='{"state": "pose"}')
+    collect(cfg.env, {"domain": "sim", "image_size": 32, "state": "pose"}, "scripted", 4, tmp_path / "sim", workers=1, progress=False)
+    collect(cfg.env, {"domain": "real", "image_size": 32, "state": "pose"}, "scripted", 1, tmp_path / "real", workers=1, progress=False)
+    image_shape, state_dim, low, *_ = probe_env(cfg)
+
+    buf, episodes = load_offline(replace(cfg, data=(tmp_path / "sim", tmp_path / "real"), real_fraction=0.5), tmp_path,
+                                 image_shape, state_dim, len(low), False)
+    batch = buf.sample(40, np.random.default_rng(0))
+
+    assert episodes == 5 and len(buf) == len(buf.main) + len(buf.extra) and len(buf.extra) < len(buf.main) / 2
+    real_images = {im.tobytes() for im in buf.extra.images[buf.extra.obs_index]}
+    assert [im.tobytes() in real_images for im in batch["image"]] == [False] * 20 + [True] * 20
+
+
+def test_training_with_real_fraction_runs_and_records_it(tmp_path):
+    from rlcyclegan.data.collect import collect
+
+    cfg = preset_config("tiny", env_kwargs='{"state": "pose"}', out=tmp_path, name="rf", steps=6, online=False, eval_every=0,
+                        checkpoint_every=3, real_fraction=0.25, data=(tmp_path / "sim", tmp_path / "real"))
+    collect(cfg.env, {"domain": "sim", "image_size": 32, "state": "pose"}, "scripted", 2, tmp_path / "sim", workers=1, progress=False)
+    collect(cfg.env, {"domain": "real", "image_size": 32, "state": "pose"}, "scripted", 1, tmp_path / "real", workers=1, progress=False)
+    run = train_qtopt(cfg)
+
+    assert json.loads((run / "config.json").read_text())["real_fraction"] == 0.25
+    assert load_checkpoint(run)["step"] == 6
+
+
+def test_real_fraction_without_real_folders_raises_naming_them(tmp_path):
+    from rlcyclegan.data.collect import collect
+    from rlcyclegan.train.qtopt import load_offline, probe_env
+
+    cfg = preset_config("tiny", env_kwargs='{"state": "pose"}')
+    collect(cfg.env, {"domain": "sim", "image_size": 32, "state": "pose"}, "scripted", 2, tmp_path / "sim", workers=1, progress=False)
+    image_shape, state_dim, low, *_ = probe_env(cfg)
+    with pytest.raises(ValueError, match=r"real_fraction 0.5: .*none of .*sim"):
+        load_offline(replace(cfg, data=(tmp_path / "sim",), real_fraction=0.5), tmp_path, image_shape, state_dim, len(low), False)
 
 
 def test_policy_weights_polyak_saves_and_evaluates_the_polyak_average(bandit_data, tmp_path):

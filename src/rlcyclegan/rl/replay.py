@@ -164,6 +164,12 @@ class IndexedReplay:
     def __len__(self) -> int:
         return self.size
 
+    def subset(self, rows: np.ndarray) -> "IndexedReplay":
+        """The transitions selected by ``rows`` (a boolean mask or indices), sharing this replay's images."""
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return IndexedReplay(self.images, self.obs_index[rows], self.next_obs_index[rows], self.state[rows], self.next_state[rows],
+                             self.action[rows], self.reward[rows], self.done[rows], pick(self.privileged))
+
     def sample(self, n: int, rng: np.random.Generator, done_fraction: float = 0.0) -> dict[str, np.ndarray]:
         """As :meth:`ReplayBuffer.sample`."""
         idx = _sample_indices(self.size, self.done, n, rng, done_fraction, type(self).__name__)
@@ -173,6 +179,42 @@ class IndexedReplay:
         out["image"] = self.images[self.obs_index[idx]]
         out["next_image"] = self.images[self.next_obs_index[idx]]
         return out
+
+
+class FractionReplay:
+    """Two replays drawn in a fixed ratio: ``round(n * fraction)`` rows of each batch from ``extra``, the rest from
+    ``main`` (e.g. a few real episodes beside many sim ones, replayed in a set share of every batch instead of in
+    proportion to their size). It samples like one buffer, so :func:`sample_mixed` takes it as the off-policy part."""
+
+    def __init__(self, main: "IndexedReplay | ReplayBuffer", extra: "IndexedReplay | ReplayBuffer", fraction: float):
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"FractionReplay: fraction must be in (0, 1), got {fraction}")
+        if len(main) == 0 or len(extra) == 0:
+            raise ValueError(f"FractionReplay: both replays must hold transitions (got {len(main)} and {len(extra)})")
+        self.main, self.extra, self.fraction = main, extra, fraction
+
+    def __len__(self) -> int:
+        return len(self.main) + len(self.extra)
+
+    def sample(self, n: int, rng: np.random.Generator, done_fraction: float = 0.0) -> dict[str, np.ndarray]:
+        """As :meth:`ReplayBuffer.sample`, each part drawn with ``done_fraction`` from its own replay."""
+        n_extra = int(round(n * self.fraction))
+        parts = [b.sample(k, rng, done_fraction) for b, k in ((self.main, n - n_extra), (self.extra, n_extra)) if k]
+        return concat_batches(parts, "FractionReplay")
+
+
+def concat_batches(parts: list[dict[str, np.ndarray]], who: str) -> dict[str, np.ndarray]:
+    """Sampled batches stacked row-wise; rows of a batch without privileged vectors get NaN ones."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+    dims = {p["privileged"].shape[1] for p in parts if "privileged" in p}
+    if len(dims) > 1:
+        raise ValueError(f"{who}: the buffers hold privileged vectors of different sizes {sorted(dims)}")
+    if dims:  # rows of a buffer without privileged data are NaN
+        dim = dims.pop()
+        out["privileged"] = np.concatenate([p.get("privileged", np.full((len(p["action"]), dim), np.nan, np.float32)) for p in parts])
+    return out
 
 
 def _episode_privileged(episode: Episode, dim: int) -> np.ndarray:
@@ -198,7 +240,7 @@ def _sample_indices(size: int, done: np.ndarray, n: int, rng: np.random.Generato
 
 
 def sample_mixed(
-    offline: ReplayBuffer | IndexedReplay | None, online: ReplayBuffer | None, n: int, online_fraction: float, rng: np.random.Generator,
+    offline: ReplayBuffer | IndexedReplay | FractionReplay | None, online: ReplayBuffer | None, n: int, online_fraction: float, rng: np.random.Generator,
     done_fraction: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """A batch of ``n`` with ``round(n * online_fraction)`` rows from ``online`` (when it holds data);
@@ -213,13 +255,4 @@ def sample_mixed(
         parts.append(offline.sample(n - n_on, rng, done_fraction))  # type: ignore[union-attr]
     if n_on:
         parts.append(online.sample(n_on, rng, done_fraction))  # type: ignore[union-attr]
-    if len(parts) == 1:
-        return parts[0]
-    out = {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
-    dims = {p["privileged"].shape[1] for p in parts if "privileged" in p}
-    if len(dims) > 1:
-        raise ValueError(f"sample_mixed: the two buffers hold privileged vectors of different sizes {sorted(dims)}")
-    if dims:  # rows of a buffer without privileged data are NaN
-        dim = dims.pop()
-        out["privileged"] = np.concatenate([p.get("privileged", np.full((len(p["action"]), dim), np.nan, np.float32)) for p in parts])
-    return out
+    return concat_batches(parts, "sample_mixed")

@@ -41,7 +41,7 @@ from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_chec
 from rlcyclegan.rl.policy import Policy
 from rlcyclegan.rl.qtopt import (AuxSpec, aux_actions, aux_spec, auxiliary_loss, ema_update, lagged_update, polyak_update, qtopt_targets,
                                  td_loss)
-from rlcyclegan.rl.replay import IndexedReplay, ReplayBuffer, sample_mixed
+from rlcyclegan.rl.replay import FractionReplay, IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
     camera_noise,
     camera_noise_params,
@@ -108,6 +108,12 @@ class QTOptConfig:
     --domain is real) goes through its sim-to-real G first; real images are replayed as they are. This is the
     paper's protocol for the GAN and CycleGAN baselines (train on G(sim), then act on real images as is), and
     lets a real-domain run (fine-tuning) replay G(sim) besides its real episodes."""
+
+    real_fraction: float = 0.0
+    """Share of each off-policy batch drawn from the --data folders recorded in the `real` domain, the rest from
+    the others (0: every stored transition equally likely, whatever its folder). With a few real episodes beside
+    many (translated) sim ones, uniform sampling replays the real images in a small share of each batch;
+    RL-CycleGAN trains on equal sim and real batches (the paper's 256 + 256), e.g. --real-fraction 0.5."""
 
     # ---- on-policy collection
     online: bool = True
@@ -323,6 +329,10 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
     if not 0.0 <= cfg.augment_noise <= 1.0 or cfg.augment_blur < 0:
         problems.append(f"augment_noise must be in [0, 1] and augment_blur >= 0 (got {cfg.augment_noise}, {cfg.augment_blur})")
+    if not 0.0 <= cfg.real_fraction < 1.0:
+        problems.append(f"real_fraction must be in [0, 1) (got {cfg.real_fraction})")
+    if cfg.real_fraction > 0 and not cfg.data:
+        problems.append("real_fraction needs --data folders, some of them recorded in the real domain")
     if cfg.qnet not in QNET_PRESETS:
         problems.append(f"qnet must be one of {sorted(QNET_PRESETS)} (got {cfg.qnet!r})")
     if not cfg.data and cfg.offline_episodes < 1 and not cfg.online:
@@ -370,8 +380,9 @@ def probe_aux(cfg: QTOptConfig) -> AuxSpec | None:
 
 
 def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim, progress: bool,
-                 privileged_dim: int = 0) -> tuple[IndexedReplay | None, int]:
-    """The off-policy buffer (all stored transitions) and the number of episodes in it."""
+                 privileged_dim: int = 0) -> tuple[IndexedReplay | FractionReplay | None, int]:
+    """The off-policy buffer (all stored transitions; with ``real_fraction``, its real and other rows drawn in
+    that ratio) and the number of episodes in it."""
     dirs = list(cfg.data)
     if not dirs and cfg.offline_episodes > 0:
         from rlcyclegan.data.collect import collect
@@ -399,7 +410,7 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
     # Every observation is held once (s and s' index into it), written straight into one array.
     counts = [ds.num_observations for ds in sets]
     images = np.empty((sum(counts), *image_shape), np.uint8)
-    parts, offset = [], 0
+    parts, offset, real_rows = [], 0, []
     for d, ds, count in zip(dirs, sets, counts):
         if translate is not None and "real" in ds.domains and len(ds.domains) > 1:
             raise ValueError(f"{d}: holds episodes of the domains {ds.domains}; with --translate-with, keep real "
@@ -424,8 +435,15 @@ def load_offline(cfg: QTOptConfig, run: Path, image_shape, state_dim, action_dim
                 raise ValueError(f"{d}: privileged vectors of size {tr['privileged'].shape[1]}, the env gives {privileged_dim}")
             keys += ("privileged",)
         parts.append({k: tr[k] + offset if k.endswith("obs_index") else tr[k] for k in keys})
+        real_rows.append(np.full(len(tr["action"]), ds.domains == ["real"]))
         offset += count
     buf = IndexedReplay(images, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    if cfg.real_fraction > 0:
+        real = np.concatenate(real_rows)
+        if real.all() or not real.any():
+            raise ValueError(f"real_fraction {cfg.real_fraction}: needs --data folders recorded in the real domain and others; "
+                             f"{'all' if real.any() else 'none'} of {', '.join(str(d) for d in dirs)} are real")
+        buf = FractionReplay(buf.subset(~real), buf.subset(real), cfg.real_fraction)
     return buf, sum(ds.num_episodes for ds in sets)
 
 
