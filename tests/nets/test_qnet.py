@@ -224,3 +224,38 @@ def test_asking_for_aux_outputs_of_a_network_without_them_is_an_error():
 
     with pytest.raises(ValueError, match="aux_outputs"):
         net.head(net.encode(images(1, 32)), torch.zeros(1, 2), torch.zeros(1, 3), with_aux=True)
+
+
+def test_input_blur_adds_no_weights_so_state_dicts_move_between_networks():
+    plain, blurred = tiny_qnet(image_size=32), tiny_qnet(image_size=32, input_blur=1.0)
+
+    blurred.load_state_dict(plain.state_dict())  # strict: the same keys and shapes
+
+    assert set(plain.state_dict()) == set(blurred.state_dict())
+
+
+def test_input_blur_leaves_a_flat_image_unchanged():
+    plain, blurred = tiny_qnet(image_size=32), tiny_qnet(image_size=32, input_blur=1.5)
+    blurred.load_state_dict(plain.state_dict())
+    flat = torch.full((2, 32, 32, 3), 90, dtype=torch.uint8)
+
+    torch.testing.assert_close(blurred.encode(flat), plain.encode(flat))
+
+
+def test_input_blur_smooths_pixel_noise_before_the_tower():
+    net = tiny_qnet(image_size=32, input_blur=1.0)
+    noisy = images(2, 32)
+    seen = {}
+    net.tower.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+
+    net.encode(noisy)
+
+    raw = net.preprocess(noisy)
+    assert seen["x"].std() < 0.5 * raw.std()  # iid noise loses most of its variance under a 1-pixel Gaussian
+    torch.testing.assert_close(seen["x"].mean(), raw.mean(), atol=0.01, rtol=0.0)
+
+
+@pytest.mark.parametrize("sigma", [-0.5, 9.0])
+def test_input_blur_out_of_range_raises_naming_the_field(sigma):
+    with pytest.raises(ValueError, match="input_blur"):
+        tiny_qnet(input_blur=sigma)

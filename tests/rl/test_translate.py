@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import gymnasium as gym
@@ -42,6 +44,15 @@ def test_translator_matches_the_generator_on_uint8_images(generator_ckpt):
 def test_translator_accepts_a_single_image(generator_ckpt):
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
     assert ImageTranslator.load(generator_ckpt)(image).shape == (SIZE, SIZE, 3)
+
+
+def test_translator_takes_read_only_images_without_a_warning(generator_ckpt):
+    images = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    images.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ImageTranslator.load(generator_ckpt)(images)
+    np.testing.assert_array_equal(out, ImageTranslator.load(generator_ckpt)(images.copy()))
 
 
 def test_translator_rejects_float_images(generator_ckpt):

@@ -292,7 +292,7 @@ def test_unknown_preset_raises():
         preset_config("huge")
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1), ("real_fraction", 1.0)])
+@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1), ("real_fraction", 1.0), ("qnet_input_blur", -1.0)])
 def test_invalid_config_is_rejected_before_training(field, value, tmp_path):
     cfg = replace(preset_config("tiny", out=tmp_path, name="r"), **{field: value})
 
@@ -316,6 +316,16 @@ def test_init_from_starts_the_q_network_and_its_targets_from_another_run(bandit_
 def test_init_from_a_q_network_of_another_architecture_raises_naming_the_field(bandit_run, bandit_data, tmp_path):
     with pytest.raises(CheckpointError, match=r"init_from .*'coords': \(False, True\)"):
         train_qtopt(bandit_config(bandit_data, tmp_path, "ft", qnet_coords=True, init_from=bandit_run))
+
+
+def test_init_from_a_q_network_without_input_blur_takes_its_weights_and_acts_blurred(bandit_run, bandit_data, tmp_path):
+    run = train_qtopt(bandit_config(bandit_data, tmp_path, "ft", steps=2, lr=0.0, online=False, eval_episodes=2, eval_envs=2,
+                                    qnet_input_blur=1.0, init_from=bandit_run))
+
+    source, tuned = load_checkpoint(bandit_run), load_checkpoint(run)
+    _assert_state_equal(tuned["policy"]["qnet"], source["policy"]["qnet"], "qnet")
+    assert tuned["policy"]["qnet_config"]["input_blur"] == 1.0  # the policy blurs what it sees when it acts
+    assert source["policy"]["qnet_config"].get("input_blur", 0.0) == 0.0
 
 
 # ------------------------------------------------------------------------------------ auxiliary loss

@@ -11,6 +11,7 @@ once per state, and :meth:`GraspQNet.head` scores any number of actions per enco
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -57,9 +58,17 @@ class QNetConfig:
     """Action dimensions that act as on/off switches, in priority order (Grasp-v0: ``(4, 5)`` = close,
     terminate). The network sees :func:`canonical_action`: each gate as +-1, and once a gate is on,
     every later dimension that the env then ignores is blanked. Empty: the raw action."""
+    input_blur: float = 0.0
+    """Sigma (pixels) of a fixed Gaussian low-pass applied to every input image before the tower, in training
+    and acting alike (0: none). It has no parameters, so weights move between networks that differ only here.
+    It removes what a real camera and a generator render differently at the finest scale (sensor noise,
+    JPEG blocks, lens blur) from every domain at once, where random blur and noise in training only teach
+    the network to tolerate them (``scripts/diagnostics/real_look_ablation.py``)."""
 
     def __post_init__(self):
         object.__setattr__(self, "action_gates", tuple(int(i) for i in self.action_gates))
+        if not 0.0 <= self.input_blur <= 8.0:
+            raise ValueError(f"QNetConfig.input_blur must be in [0, 8] pixels, got {self.input_blur}")
         bad = [i for i in self.action_gates if not 0 <= i < self.action_dim]
         if bad or len(set(self.action_gates)) != len(self.action_gates):
             raise ValueError(f"QNetConfig.action_gates {self.action_gates}: each must be a distinct index in [0, {self.action_dim})")
@@ -71,6 +80,24 @@ class QNetConfig:
 
 
 QNET_NORMS = ("none", "batch", "group")
+PARAMETER_FREE_FIELDS = ("input_blur",)
+"""QNetConfig fields that change no weight: a state dict fits networks that differ only in these."""
+
+
+def gaussian_kernel_1d(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps of ``sigma`` pixels, radius ceil(2 sigma)."""
+    radius = max(1, math.ceil(2.0 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def fixed_blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of float (B, C, H, W) ``x`` with 1-D ``taps``, edges replicated."""
+    c, r = x.shape[1], (taps.numel() - 1) // 2
+    k = taps.to(x.dtype)
+    x = nn.functional.pad(x, (r, r, r, r), mode="replicate")
+    x = nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 QNET_HEAD_POOLS = ("flatten", "max")
 
 
@@ -136,6 +163,8 @@ class GraspQNet(nn.Module):
         if cfg.fourier < 0:
             raise ValueError(f"QNetConfig.fourier must be >= 0, got {cfg.fourier}")
         sa_dim = (cfg.action_dim + cfg.state_dim) * (1 + 2 * cfg.fourier)
+        taps = gaussian_kernel_1d(cfg.input_blur) if cfg.input_blur > 0 else torch.zeros(0)
+        self.register_buffer("blur_taps", taps, persistent=False)
         self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(cfg.fourier, dtype=torch.float32), persistent=False)
         self.embed = nn.Sequential(
             nn.Linear(sa_dim, cfg.hidden),
@@ -178,6 +207,8 @@ class GraspQNet(nn.Module):
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Image tower, once per state: (B, ...) image -> (B, C, m, m) feature map."""
         x = self.preprocess(image)
+        if self.cfg.input_blur > 0:
+            x = fixed_blur(x, self.blur_taps).contiguous(memory_format=torch.channels_last)
         if self.cfg.coords:
             b, _, h, w = x.shape
             ys = torch.linspace(-0.5, 0.5, h, device=x.device, dtype=x.dtype)[:, None].expand(h, w)

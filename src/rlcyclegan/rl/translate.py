@@ -68,6 +68,8 @@ class ImageTranslator:
         batch = images[None] if single else images
         if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
             raise ValueError(f"ImageTranslator: expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+        if not batch.flags.writeable:  # read-only views (env buffers, h5py reads): torch warns on sharing them
+            batch = batch.copy()
         out = np.empty_like(batch)
         for i in range(0, len(batch), self.batch_size):
             x = to_gan_input(torch.as_tensor(batch[i : i + self.batch_size]).to(self.device))

@@ -35,7 +35,7 @@ import torch
 from rlcyclegan.data.dataset import EpisodeDataset, wilson_interval
 from rlcyclegan.data.schema import parse_shard_name, shard_name
 from rlcyclegan.data.store import list_shards, read_shard, write_shard
-from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
+from rlcyclegan.nets.qnet import PARAMETER_FREE_FIELDS, QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.actor import ActorPool, ActorSpec, run_episodes
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
@@ -200,6 +200,10 @@ class QTOptConfig:
     """Give the Q-network pixel-coordinate input channels (CoordConv)."""
     qnet_norm: str = "none"
     """Normalisation in the Q-network's image tower: none, batch (QT-Opt used batch norm) or group."""
+    qnet_input_blur: float = 0.0
+    """Sigma (pixels) of a fixed Gaussian low-pass the Q-network applies to every image, in training and when it
+    acts (``nets.qnet.QNetConfig.input_blur``; 0 = off). Unlike `augment_blur`, the real camera's images are
+    smoothed too when the policy acts. It has no weights: --init-from a network without it works."""
     action_gates: str = "auto"
     """On/off action dimensions the Q-network sees canonicalised (see ``nets.qnet.canonical_action``):
     "auto" = what the env declares as ``action_gates`` (Grasp-v0: close, terminate), "none", or indices "4,5"."""
@@ -329,6 +333,8 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
     if not 0.0 <= cfg.augment_noise <= 1.0 or cfg.augment_blur < 0:
         problems.append(f"augment_noise must be in [0, 1] and augment_blur >= 0 (got {cfg.augment_noise}, {cfg.augment_blur})")
+    if not 0.0 <= cfg.qnet_input_blur <= 8.0:
+        problems.append(f"qnet_input_blur must be in [0, 8] pixels (got {cfg.qnet_input_blur})")
     if not 0.0 <= cfg.real_fraction < 1.0:
         problems.append(f"real_fraction must be in [0, 1) (got {cfg.real_fraction})")
     if cfg.real_fraction > 0 and not cfg.data:
@@ -456,7 +462,7 @@ def make_qnet(cfg: QTOptConfig, image_shape, state_dim: int, action_dim: int, ga
               aux_outputs: int = 0) -> GraspQNet:
     return GraspQNet(QNetConfig(**{**QNET_PRESETS[cfg.qnet], "image_size": image_shape[0], "state_dim": state_dim,
                                    "action_dim": action_dim, "coords": cfg.qnet_coords, "norm": cfg.qnet_norm,
-                                   "action_gates": gates, "aux_outputs": aux_outputs}))
+                                   "action_gates": gates, "aux_outputs": aux_outputs, "input_blur": cfg.qnet_input_blur}))
 
 
 def load_initial_weights(q: GraspQNet, source: Path) -> None:
@@ -468,8 +474,8 @@ def load_initial_weights(q: GraspQNet, source: Path) -> None:
         raise CheckpointError(f"init_from {source}: a {ckpt.get('kind')!r} checkpoint without a Q-network "
                               "(use a QT-Opt run or an RL-CycleGAN run of method rlcyclegan)")
     saved = QNetConfig(**entry["qnet_config"]).to_dict()  # fills fields added since it was saved
-    if saved != q.cfg.to_dict():
-        diff = {k: (saved.get(k), v) for k, v in q.cfg.to_dict().items() if saved.get(k) != v}
+    diff = {k: (saved.get(k), v) for k, v in q.cfg.to_dict().items() if saved.get(k) != v and k not in PARAMETER_FREE_FIELDS}
+    if diff:
         raise CheckpointError(f"init_from {source}: its Q-network differs from the config's (field: (checkpoint, config)): {diff}")
     q.load_state_dict(entry["qnet"])
 
