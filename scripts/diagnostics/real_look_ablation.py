@@ -4,7 +4,7 @@
 
 Each part is a piece of ``envs.domains.real_look`` (the pseudo-real camera and scene) replaced by its neutral
 value for the evaluation only: ``camera`` the whole image-formation model (white balance, tone curve, vignetting,
-blur, noise, JPEG); ``noise`` only shot/read noise and JPEG; ``blur`` only the lens blur; ``shadows`` the key
+blur, noise, JPEG); ``noise`` only shot/read noise and JPEG (``sensor``: shot/read noise alone, ``jpeg``: JPEG alone); ``blur`` only the lens blur; ``shadows`` the key
 light's cast shadows. Every policy acts with the cpu recipe's evaluation CEM (3x256, 12 elites) on unseen objects,
 the same episode seeds for every part. A policy trained on G(sim) that gains much when a part is removed leans on
 something G renders unlike the real camera; an Oracle (trained on real) shows what the part does to a policy that
@@ -21,7 +21,7 @@ import rlcyclegan.envs.domains as dom
 from rlcyclegan.envs.camera import CameraModel
 from rlcyclegan.rl.evaluate import evaluate_checkpoint
 
-PARTS = ("as-is", "camera", "noise", "blur", "shadows")
+PARTS = ("as-is", "camera", "noise", "sensor", "jpeg", "blur", "shadows")
 
 
 def ablate(look: dom.Look, part: str) -> dom.Look:
@@ -30,6 +30,10 @@ def ablate(look: dom.Look, part: str) -> dom.Look:
         look.camera_model = CameraModel()
     elif part == "noise":
         look.camera_model = replace(look.camera_model, shot_noise=0.0, read_noise=0.0, jpeg_quality=0)
+    elif part == "sensor":
+        look.camera_model = replace(look.camera_model, shot_noise=0.0, read_noise=0.0)
+    elif part == "jpeg":
+        look.camera_model = replace(look.camera_model, jpeg_quality=0)
     elif part == "blur":
         look.camera_model = replace(look.camera_model, blur_sigma=0.0)
     elif part == "shadows":

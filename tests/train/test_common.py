@@ -191,3 +191,25 @@ def test_camera_noise_std_follows_each_images_drawn_level():
 
     assert float((out[0] - 0.5).abs().max()) < 1e-6
     assert abs(float((out[1] - 0.5).std()) - 0.05) < 0.005
+
+
+def test_jpeg_compress_loses_more_detail_at_lower_quality_and_keeps_shape_and_dtype():
+    images = torch.randint(0, 256, (2, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    out = common.jpeg_compress(images, torch.tensor([95, 20]))
+    err = (out.float() - images.float()).abs().mean(dim=(1, 2, 3))
+
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    assert 0 < float(err[0]) < float(err[1])
+
+
+def test_jpeg_compress_rejects_float_images_naming_the_shape():
+    with pytest.raises(ValueError, match=r"uint8 \(B, H, W, 3\)"):
+        common.jpeg_compress(torch.rand(1, 8, 8, 3), torch.tensor([50]))
+
+
+def test_jpeg_quality_params_are_drawn_between_the_lowest_and_95():
+    q = common.jpeg_quality_params(500, 40, torch.Generator().manual_seed(0))
+
+    assert int(q.min()) >= 40 and int(q.max()) <= 95 and len(set(q.tolist())) > 40
+    with pytest.raises(ValueError, match="lowest"):
+        common.jpeg_quality_params(1, 0, torch.Generator())

@@ -292,7 +292,7 @@ def test_unknown_preset_raises():
         preset_config("huge")
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1), ("real_fraction", 1.0), ("qnet_input_blur", -1.0)])
+@pytest.mark.parametrize("field, value", [("steps", 0), ("online_fraction", 1.5), ("polyak", 1.0), ("qnet", "xl"), ("amp", "fp16"), ("augment_color", 1.5), ("augment_noise", -0.1), ("real_fraction", 1.0), ("qnet_input_blur", -1.0), ("augment_jpeg", 96)])
 def test_invalid_config_is_rejected_before_training(field, value, tmp_path):
     cfg = replace(preset_config("tiny", out=tmp_path, name="r"), **{field: value})
 
@@ -501,7 +501,8 @@ def test_bf16_and_fp32_training_steps_give_close_but_different_weights(bandit_da
     assert 0 < max(diffs) < 0.05
 
 
-@pytest.mark.parametrize("augment", [dict(augment_color=0.5), dict(augment_noise=0.05, augment_blur=1.0)], ids=["colour", "camera"])
+@pytest.mark.parametrize("augment", [dict(augment_color=0.5), dict(augment_noise=0.05, augment_blur=1.0), dict(augment_jpeg=30)],
+                         ids=["colour", "camera", "jpeg"])
 def test_resume_with_image_distortions_matches_the_uninterrupted_run(bandit_data, tmp_path, augment):
     settings = dict(steps=20, online=False, checkpoint_every=10, keep_checkpoints=5, **augment)
     whole = train_qtopt(bandit_config(bandit_data, tmp_path, "whole", **settings))
@@ -517,7 +518,8 @@ def test_resume_with_image_distortions_matches_the_uninterrupted_run(bandit_data
         _assert_state_equal(a[key], b[key], key)
 
 
-@pytest.mark.parametrize("augment", [dict(augment_color=0.5), dict(augment_noise=0.05), dict(augment_blur=1.0)], ids=["colour", "noise", "blur"])
+@pytest.mark.parametrize("augment", [dict(augment_color=0.5), dict(augment_noise=0.05), dict(augment_blur=1.0), dict(augment_jpeg=30)],
+                         ids=["colour", "noise", "blur", "jpeg"])
 def test_image_distortions_change_what_the_q_network_learns(bandit_data, tmp_path, augment):
     runs = {name: load_checkpoint(train_qtopt(bandit_config(bandit_data, tmp_path, name, steps=5, online=False, **over)))
             for name, over in (("plain", {}), ("distorted", augment))}

@@ -53,7 +53,7 @@ RUNTIME_FIELDS = ("progress", "threads", "device", "out", "name")
 """Config fields that do not change what a stage computes: left out of config hashes and free to change on resume."""
 RESUMABLE_FIELDS = RUNTIME_FIELDS + ("steps", "max_minutes")
 """Config fields a stage may change when an interrupted run resumes (as `train qtopt --resume`)."""
-ADDED_FIELDS = ("aux_weight", "aux_actions", "aux_domains", "policy_weights", "policy_ema", "lr_schedule", "lr_final", "amp", "done_fraction", "q_batch_size", "augment_color", "augment_noise", "augment_blur", "real_fraction", "qnet_input_blur")
+ADDED_FIELDS = ("aux_weight", "aux_actions", "aux_domains", "policy_weights", "policy_ema", "lr_schedule", "lr_final", "amp", "done_fraction", "q_batch_size", "augment_color", "augment_noise", "augment_blur", "real_fraction", "qnet_input_blur", "augment_jpeg")
 """Config fields added after experiments were already run: at their default value they are left out of
 config hashes, and a saved config without them reads as having the default, so runs finished or
 interrupted before a field existed still count as the same recipe. Append every new training field here."""

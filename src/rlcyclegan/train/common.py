@@ -339,3 +339,27 @@ def camera_noise(images: torch.Tensor, params: dict[str, torch.Tensor], generato
     noise = torch.randn(images.shape, generator=generator, device=generator.device).to(images.device)
     out = out + noise * params["noise"].to(images.device).view(b, 1, 1, 1)
     return out.clamp(0.0, 1.0)
+
+
+JPEG_BEST_QUALITY = 95
+"""Highest quality :func:`jpeg_compress` draws (PIL's recommended maximum)."""
+
+
+def jpeg_quality_params(batch: int, lowest: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image JPEG qualities of :func:`jpeg_compress`, uniform in [``lowest``, JPEG_BEST_QUALITY]."""
+    if not 1 <= lowest <= JPEG_BEST_QUALITY:
+        raise ValueError(f"jpeg quality: the lowest must be in [1, {JPEG_BEST_QUALITY}], got {lowest}")
+    return torch.randint(lowest, JPEG_BEST_QUALITY + 1, (batch,), generator=generator, device=generator.device).cpu()
+
+
+def jpeg_compress(images: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
+    """A JPEG round trip (4:2:0 chroma, as cameras stream) of each uint8 (B, H, W, 3) image at its own quality.
+    Compression blocks and chroma bleeding are part of every real camera frame and of none that a generator
+    draws; the random shift, blur and noise augmentations do not produce them."""
+    from rlcyclegan.envs.camera import jpeg_roundtrip  # PIL; only needed when the augmentation is on
+
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"jpeg_compress: expected uint8 (B, H, W, 3) images, got {images.dtype} {tuple(images.shape)}")
+    arr = images.cpu().numpy()
+    out = np.stack([jpeg_roundtrip(a, int(q)) for a, q in zip(arr, qualities.tolist())])
+    return torch.from_numpy(out).to(images.device)

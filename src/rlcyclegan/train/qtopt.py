@@ -43,11 +43,14 @@ from rlcyclegan.rl.qtopt import (AuxSpec, aux_actions, aux_spec, auxiliary_loss,
                                  td_loss)
 from rlcyclegan.rl.replay import FractionReplay, IndexedReplay, ReplayBuffer, sample_mixed
 from rlcyclegan.train.common import (
+    JPEG_BEST_QUALITY,
     camera_noise,
     camera_noise_params,
     claim_run,
     color_jitter,
     color_jitter_params,
+    jpeg_compress,
+    jpeg_quality_params,
     release_run,
     parse_action_gates,
     MetricsLog,
@@ -194,6 +197,10 @@ class QTOptConfig:
     """Largest sigma (pixels) of a random Gaussian blur of s and s' (one sigma per transition; 0 = off). With
     `augment_noise`, camera-like distortions that keep a policy trained on G(sim) from reading how G draws fine
     detail, which a real camera's blur, sensor noise and compression draw otherwise."""
+    augment_jpeg: int = 0
+    """Lowest quality of a JPEG round trip of s and s' (one quality per transition, uniform from this to 95), after
+    the other augmentations; 0 = off. Real cameras stream compressed frames: block and chroma artifacts that a
+    generator does not draw, and that the real images a policy acts on always carry."""
     qnet: str = "default"
     """Q-network size (string key: small, default, deep, spatial, large)."""
     qnet_coords: bool = False
@@ -333,6 +340,8 @@ def check_config(cfg: QTOptConfig) -> None:
         problems.append(f"augment_color must be in [0, 1] (got {cfg.augment_color})")
     if not 0.0 <= cfg.augment_noise <= 1.0 or cfg.augment_blur < 0:
         problems.append(f"augment_noise must be in [0, 1] and augment_blur >= 0 (got {cfg.augment_noise}, {cfg.augment_blur})")
+    if cfg.augment_jpeg != 0 and not 1 <= cfg.augment_jpeg <= JPEG_BEST_QUALITY:
+        problems.append(f"augment_jpeg must be 0 (off) or a JPEG quality in [1, {JPEG_BEST_QUALITY}] (got {cfg.augment_jpeg})")
     if not 0.0 <= cfg.qnet_input_blur <= 8.0:
         problems.append(f"qnet_input_blur must be in [0, 8] pixels (got {cfg.qnet_input_blur})")
     if not 0.0 <= cfg.real_fraction < 1.0:
@@ -539,6 +548,13 @@ def camera_pair(image: torch.Tensor, next_image: torch.Tensor, noise: float, blu
     return apply(image), apply(next_image)
 
 
+def jpeg_pair(image: torch.Tensor, next_image: torch.Tensor, lowest: int,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rlcyclegan.train.common.jpeg_compress` of uint8 (B, H, W, C) s and s' at one quality per transition."""
+    qualities = jpeg_quality_params(image.shape[0], lowest, generator)
+    return jpeg_compress(image, qualities), jpeg_compress(next_image, qualities)
+
+
 def td_update(q: GraspQNet, q_polyak: GraspQNet, q_lagged: GraspQNet, opt: torch.optim.Optimizer, batch: dict, bounds: tuple,
               cfg: QTOptConfig, cem_gen: torch.Generator, device: torch.device,
               aux: AuxSpec | None = None) -> tuple[float, torch.Tensor, torch.Tensor, float, float]:
@@ -736,6 +752,8 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 t["image"], t["next_image"] = jitter_pair(t["image"], t["next_image"], cfg.augment_color, cem_gen)
             if cfg.augment_noise > 0 or cfg.augment_blur > 0:
                 t["image"], t["next_image"] = camera_pair(t["image"], t["next_image"], cfg.augment_noise, cfg.augment_blur, cem_gen)
+            if cfg.augment_jpeg > 0:
+                t["image"], t["next_image"] = jpeg_pair(t["image"], t["next_image"], cfg.augment_jpeg, cem_gen)
 
             for group in opt.param_groups:
                 group["lr"] = scheduled_lr(cfg, step)
