@@ -395,6 +395,38 @@ def test_interrupted_run_saved_before_a_field_existed_resumes(tmp_path):
     runner.check_resumable(stage, folder)  # no error
 
 
+def _finished_as(tmp_path, saved_of) -> tuple:
+    """The plan of a tiny zero-shot rl-cyclegan run made to look finished under an older recipe: its result.json
+    records another config hash and each stage's config.json is ``saved_of(stage config as JSON)``."""
+    plan = plan_experiment("zero-shot", "tiny", 1, tmp_path / "zs", only=("rl-cyclegan",))
+    run = next(r for r in plan.runs if r.method == "rl-cyclegan")
+    for stage in run.stages:
+        (run.folder / stage.name).mkdir(parents=True)
+        (run.folder / stage.name / "config.json").write_text(json.dumps(saved_of(runner.to_jsonable(stage.config))))
+    (run.folder / "result.json").write_text(json.dumps({"config_hash": "0" * 16}))
+    return plan, run
+
+
+def test_finished_run_saved_before_a_field_existed_is_not_stale(tmp_path):
+    plan, run = _finished_as(tmp_path, lambda cfg: {k: v for k, v in cfg.items() if k not in ("online_real", "init_from")})
+
+    assert not runner.stale(plan, run)
+
+
+def test_finished_run_trained_with_another_value_is_stale(tmp_path):
+    plan, run = _finished_as(tmp_path, lambda cfg: {**cfg, "lr_q": cfg["lr_q"] * 2})
+
+    assert runner.stale(plan, run)
+
+
+def test_finished_run_without_its_saved_config_is_stale(tmp_path):
+    plan, run = _finished_as(tmp_path, lambda cfg: cfg)
+    for stage in run.stages:
+        (run.folder / stage.name / "config.json").unlink()
+
+    assert runner.stale(plan, run)
+
+
 def _saved_under(stage, old_out: Path, new_out: Path) -> dict:
     """The stage's config as it was saved when the experiment lived at ``old_out`` (now at ``new_out``)."""
     def move(v):

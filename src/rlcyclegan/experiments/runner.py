@@ -426,8 +426,15 @@ def run_status(run: RunPlan) -> str:
 
 
 def stale(plan: Plan, run: RunPlan) -> bool:
-    """A finished run whose training configs differ from what the recipe now makes (it is kept, not retrained)."""
-    return json.loads((run.folder / "result.json").read_text()).get("config_hash") != config_hash(run.stages, plan.out)
+    """A finished run whose training configs differ from what the recipe now makes (it is kept, not retrained).
+
+    Its recorded config hash differing is not enough: a run finished before a field existed (one missing from
+    ADDED_FIELDS) hashes differently while it trained exactly as the recipe does now. So the saved configs decide
+    (:func:`config_changes`); a stage without its config.json counts as changed."""
+    if json.loads((run.folder / "result.json").read_text()).get("config_hash") == config_hash(run.stages, plan.out):
+        return False
+    return any(not (run.folder / s.name / "config.json").exists() or config_changes(s, run.folder / s.name, RUNTIME_FIELDS)
+               for s in run.stages)
 
 
 def experiment_folder_of(run_out: str, run_folder: Path) -> str:
@@ -450,22 +457,30 @@ def relative_paths(config: dict, experiment: str) -> dict:
     return {k: rel(v) for k, v in config.items()}
 
 
+def config_changes(stage: Stage, folder: Path, ignore: tuple[str, ...] = ()) -> dict:
+    """Fields (but ``ignore``) whose value in ``folder/config.json`` differs from ``stage``'s config: {field: (saved, now)}.
+
+    A field the saved config lacks did not exist when the stage ran and reads as its default (every field is added
+    with the default that keeps what training did before). Paths are compared relative to the experiment folder
+    each config was written under."""
+    saved = json.loads((folder / "config.json").read_text())
+    now = to_jsonable(stage.config)
+    defaults = field_defaults(stage.config)
+    saved = {**{k: defaults[k] for k in now if k in defaults and k not in saved}, **saved}
+    run_folder = Path(now.get("out") or folder.parent)
+    saved = relative_paths(saved, experiment_folder_of(str(saved.get("out") or ""), run_folder))
+    now = relative_paths(now, experiment_folder_of(str(now.get("out") or ""), run_folder))
+    return {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
+
+
 def check_resumable(stage: Stage, folder: Path) -> None:
     """An interrupted QT-Opt stage resumes only with the config it started with (RESUMABLE_FIELDS aside).
 
     Paths are compared relative to the experiment folder each config was written under, so an experiment folder that
     was moved or copied (another clone, another --out) resumes its interrupted stages."""
-    saved_path = folder / "config.json"
-    if not saved_path.exists():
+    if not (folder / "config.json").exists():
         return
-    saved = json.loads(saved_path.read_text())
-    now = to_jsonable(stage.config)
-    defaults = field_defaults(stage.config)
-    saved = {**{k: defaults[k] for k in added_fields(stage.config) if k in defaults and k in now}, **saved}
-    run_folder = Path(now.get("out") or folder.parent)
-    saved = relative_paths(saved, experiment_folder_of(str(saved.get("out") or ""), run_folder))
-    now = relative_paths(now, experiment_folder_of(str(now.get("out") or ""), run_folder))
-    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v}
+    diff = config_changes(stage, folder, RESUMABLE_FIELDS)
     if diff:
         raise ExperimentError(f"{folder}: interrupted with another config (field: (saved, recipe)): {diff}; "
                               f"delete {folder.parent} to train it again with the current recipe")
