@@ -213,3 +213,35 @@ def test_jpeg_quality_params_are_drawn_between_the_lowest_and_95():
     assert int(q.min()) >= 40 and int(q.max()) <= 95 and len(set(q.tolist())) > 40
     with pytest.raises(ValueError, match="lowest"):
         common.jpeg_quality_params(1, 0, torch.Generator())
+
+
+# ------------------------------------------------------------------------------------ stop on a signal
+def test_stop_on_signal_records_sigterm_instead_of_dying_and_restores_the_handler():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with common.StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_second_signal_stops_at_once():
+    import os
+    import signal
+
+    with common.StopOnSignal(), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_training_interrupted_names_the_signal_step_and_resume_command(tmp_path):
+    import signal
+
+    stop = common.StopOnSignal()
+    stop.signum = signal.SIGTERM
+    err = stop.interrupted(tmp_path / "run", 7)
+
+    assert isinstance(err, KeyboardInterrupt) and err.signum == signal.SIGTERM
+    assert "SIGTERM at step 7" in str(err) and f"--resume {tmp_path / 'run'}" in str(err)

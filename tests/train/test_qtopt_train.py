@@ -21,7 +21,7 @@ from rlcyclegan.data.store import write_episodes
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint
 from rlcyclegan.rl.evaluate import evaluate_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.train.common import TrainingDiverged
+from rlcyclegan.train.common import TrainingDiverged, TrainingInterrupted
 from rlcyclegan.train.qtopt import preset_config, scheduled_lr, train_qtopt
 
 
@@ -525,3 +525,49 @@ def test_image_distortions_change_what_the_q_network_learns(bandit_data, tmp_pat
             for name, over in (("plain", {}), ("distorted", augment))}
     a, b = runs["plain"]["q_online"], runs["distorted"]["q_online"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------ stop on a signal
+def _sigterm_on_update(monkeypatch, call: int) -> None:
+    """SIGTERM this process during the ``call``-th TD update (1-based), as a scheduler stopping the job would."""
+    import os
+
+    real, calls = qtopt_module.td_update, []
+
+    def update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qtopt_module, "td_update", update)
+
+
+def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(bandit_data, tmp_path, monkeypatch):
+    settings = dict(steps=20, online=False, checkpoint_every=10)
+    whole = train_qtopt(bandit_config(bandit_data, tmp_path, "whole", **settings))
+    _sigterm_on_update(monkeypatch, 7)
+
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 7"):
+        train_qtopt(bandit_config(bandit_data, tmp_path, "stopped", **settings))
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "stopped")["step"] == 7
+    assert main(["train", "qtopt", "--resume", str(tmp_path / "stopped")]) == 0
+
+    a, b = load_checkpoint(whole), load_checkpoint(tmp_path / "stopped")
+    assert a["step"] == b["step"] == 20
+    for key in ("q_online", "q_polyak", "q_lagged", "optimizer"):
+        _assert_state_equal(a[key], b[key], key)
+
+
+def test_cli_stopped_by_sigterm_exits_143_naming_the_resume_command(bandit_data, tmp_path, monkeypatch, capsys):
+    _sigterm_on_update(monkeypatch, 3)
+    args = ["train", "qtopt", "--preset", "tiny", "--env", BANDIT_ID, "--data", str(bandit_data), "--offline-episodes", "0",
+            "--no-online", "--steps", "20", "--batch-size", "8", "--eval-every", "0", "--eval-episodes", "2", "--eval-envs", "2",
+            "--out", str(tmp_path), "--name", "run", "--no-progress", "--device", "cpu", "--threads", "1"]
+
+    code = main(args)
+
+    assert code == 128 + signal.SIGTERM
+    assert f"--resume {tmp_path / 'run'}" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "run")["step"] == 3

@@ -17,7 +17,7 @@ from rlcyclegan.nets.generators import to_gan_input
 from rlcyclegan.nets.qnet import QNET_PRESETS, GraspQNet, QNetConfig
 from rlcyclegan.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rlcyclegan.rl.policy import Policy
-from rlcyclegan.train.common import TrainingDiverged
+from rlcyclegan.train.common import TrainingDiverged, TrainingInterrupted
 from rlcyclegan.train.rlcyclegan import (
     build_nets,
     config_diff,
@@ -304,6 +304,34 @@ def test_stopped_and_resumed_run_ends_with_exactly_the_uninterrupted_state(runs)
     _assert_state_equal(full["state"], resumed["state"], "state")
     _assert_state_equal(full["rng"], resumed["rng"], "rng")
     assert any(not torch.equal(v, full["state"]["G"][k]) for k, v in runs["first_half"]["state"]["G"].items())  # it trained
+
+
+def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(runs, monkeypatch):
+    import os
+    import signal
+
+    import rlcyclegan.train.rlcyclegan as module
+
+    real, calls = module.train_step, []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "train_step", step)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 3"):
+        train_rlcyclegan(replace(runs["cfg"], name="signalled"))
+    monkeypatch.undo()
+    stopped = runs["cfg"].out / "signalled"
+    assert load_checkpoint(stopped)["step"] == 3
+    train_rlcyclegan(replace(runs["cfg"], name="signalled"), resume=stopped)
+
+    full, resumed = load_checkpoint(runs["full"]), load_checkpoint(stopped)
+    assert resumed["step"] == 8
+    _assert_state_equal(full["state"], resumed["state"], "state")
+    _assert_state_equal(full["rng"], resumed["rng"], "rng")
 
 
 def test_resume_with_another_config_is_refused_naming_the_fields(runs):

@@ -66,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     target = COMMANDS[name][0]
     module_name, _, func_name = target.partition(":")
     func = getattr(importlib.import_module(module_name), func_name or "main")
-    code = func(rest)
+    try:
+        code = func(rest)
+    except KeyboardInterrupt as e:
+        if getattr(e, "signum", None) is None:
+            raise
+        print(f"rlcyclegan {name}: {e}", file=sys.stderr)  # train.common.TrainingInterrupted: the step was checkpointed
+        return 128 + e.signum
     return int(code or 0)
 
 

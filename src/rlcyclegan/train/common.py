@@ -6,6 +6,9 @@ import json
 import math
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
@@ -21,6 +24,66 @@ class TrainingDiverged(RuntimeError):
 
 class RunInUse(RuntimeError):
     """Another live process is training in the same run folder."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a training loop after it checkpointed the step it was on; ``--resume`` the run
+    folder to go on. A KeyboardInterrupt, so that no ``except Exception`` on the way up treats it as a failure."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM ask the training loop to stop instead of killing it mid-step.
+
+    The loop checks :attr:`requested` after each step, checkpoints and raises :class:`TrainingInterrupted`
+    (:meth:`interrupted`), so Ctrl-C or a scheduler's SIGTERM loses no steps. A second signal raises
+    KeyboardInterrupt at once (the last periodic checkpoint is still there). Only the main thread can hold
+    signal handlers; elsewhere this is inert and signals act as usual. Use as a context manager or with
+    :meth:`install` / :meth:`restore`.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step, once it is checkpointed "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    def install(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+
+    def __enter__(self) -> StopOnSignal:
+        return self.install()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+    def interrupted(self, run: Path, step: int) -> TrainingInterrupted:
+        """The exception to raise once the loop has checkpointed ``step``."""
+        assert self.signum is not None
+        return TrainingInterrupted(self.signum, f"stopped by {signal.Signals(self.signum).name} at step {step}, checkpointed in "
+                                                f"{Path(run) / 'checkpoints' / 'latest.pt'}; continue with --resume {run}")
 
 
 _HELD_RUNS: dict[Path, int] = {}  # run folder -> descriptor of its lock file, for the runs this process holds

@@ -55,6 +55,7 @@ from rlcyclegan.train.common import (
     parse_action_gates,
     MetricsLog,
     Stopwatch,
+    StopOnSignal,
     TrainingDiverged,
     autocast,
     use_bf16,
@@ -738,6 +739,7 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"qtopt {run.name}", unit="step", disable=not cfg.progress, dynamic_ncols=True)
     last_rec: dict = {}
     t_log, s_log = time.monotonic(), step
+    stop = StopOnSignal().install()  # Ctrl-C / SIGTERM: checkpoint this step, then raise TrainingInterrupted
     try:
         while step < cfg.steps:
             if cfg.online and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 and rounds <= (step - cfg.online_start) // cfg.collect_every:
@@ -790,10 +792,15 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
                 if (step == cfg.steps or out_of_time) and not (cfg.eval_every and step % cfg.eval_every == 0):
                     last_rec = run_eval()
                 checkpoint()
+            elif stop.requested:
+                checkpoint()
+            if stop.requested and step < cfg.steps:
+                raise stop.interrupted(run, step)
             if out_of_time:
                 print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
                 break
     finally:
+        stop.restore()
         bar.close()
         writer.close()
         if actors is not None:

@@ -77,6 +77,7 @@ from rlcyclegan.train.common import (
     parse_action_gates,
     MetricsLog,
     Stopwatch,
+    StopOnSignal,
     TrainingDiverged,
     autocast,
     use_bf16,
@@ -1266,6 +1267,7 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.method} {run.name}", unit="step", disable=not cfg.progress, dynamic_ncols=True)
     last_rec: dict = {}
     t_log, s_log = time.monotonic(), step
+    stop = StopOnSignal().install()  # Ctrl-C / SIGTERM: checkpoint this step, then raise TrainingInterrupted
     try:
         while step < cfg.steps:
             if online is not None and step >= cfg.online_start and (step - cfg.online_start) % cfg.collect_every == 0 \
@@ -1294,12 +1296,15 @@ def train_rlcyclegan(cfg: RLCycleGANConfig, resume: Path | None = None) -> Path:
             last = step == cfg.steps or out_of_time
             if do_eval and (step % cfg.eval_every == 0 or last):
                 last_rec = run_eval()
-            if step % cfg.checkpoint_every == 0 or last:
+            if step % cfg.checkpoint_every == 0 or last or stop.requested:
                 checkpoint()
+            if stop.requested and step < cfg.steps:
+                raise stop.interrupted(run, step)
             if out_of_time:
                 print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
                 break
     finally:
+        stop.restore()
         bar.close()
         writer.close()
         for e in eval_envs + collect_envs:
