@@ -291,6 +291,32 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_p
     assert [r["method"] for r in read_results(out)] == ["sim-only"]
 
 
+def test_sigterm_stops_the_experiment_with_the_training_step_checkpointed(tiny_experiment, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import rlcyclegan.train.qtopt as qtopt_module
+
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected
+    real_update, calls = qtopt_module.td_update, []
+
+    def update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(qtopt_module, "td_update", update)
+    code = main(["experiment", "zero-shot", "--preset", "tiny", "--out", str(out), "--only", "sim-only", "--device", "cpu",
+                 "--threads", "1", "--no-progress"])
+
+    stage = out / "runs" / "sim-only-s0" / "qtopt"
+    assert code == 128 + signal.SIGTERM and f"--resume {stage}" in capsys.readouterr().err
+    assert load_checkpoint(stage)["step"] == 5
+    assert run_status(plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",)).runs[0]) == "interrupted"
+
+
 def test_interrupted_run_whose_recipe_changed_is_refused_naming_the_field(tiny_experiment, tmp_path):
     out = tmp_path / "zs"
     plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
