@@ -788,11 +788,9 @@ def train_qtopt(cfg: QTOptConfig, resume: Path | None = None) -> Path:
             if cfg.eval_every and step % cfg.eval_every == 0:
                 last_rec = run_eval()
             out_of_time = cfg.max_minutes > 0 and clock() > cfg.max_minutes * 60
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time or stop.requested:
                 if (step == cfg.steps or out_of_time) and not (cfg.eval_every and step % cfg.eval_every == 0):
                     last_rec = run_eval()
-                checkpoint()
-            elif stop.requested:
                 checkpoint()
             if stop.requested and step < cfg.steps:
                 raise stop.interrupted(run, step)
