@@ -291,23 +291,14 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_p
     assert [r["method"] for r in read_results(out)] == ["sim-only"]
 
 
-def test_sigterm_stops_the_experiment_with_the_training_step_checkpointed(tiny_experiment, tmp_path, monkeypatch, capsys):
-    import os
+def test_sigterm_stops_the_experiment_with_the_training_step_checkpointed(tiny_experiment, tmp_path, sigterm_on_call, capsys):
     import signal
 
     import rlcyclegan.train.qtopt as qtopt_module
 
     out = tmp_path / "zs"
     shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected
-    real_update, calls = qtopt_module.td_update, []
-
-    def update(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_update(*args, **kwargs)
-
-    monkeypatch.setattr(qtopt_module, "td_update", update)
+    sigterm_on_call(qtopt_module, "td_update", 5)
     code = main(["experiment", "zero-shot", "--preset", "tiny", "--out", str(out), "--only", "sim-only", "--device", "cpu",
                  "--threads", "1", "--no-progress"])
 

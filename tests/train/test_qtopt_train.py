@@ -528,25 +528,11 @@ def test_image_distortions_change_what_the_q_network_learns(bandit_data, tmp_pat
 
 
 # ------------------------------------------------------------------------------------ stop on a signal
-def _sigterm_on_update(monkeypatch, call: int) -> None:
-    """SIGTERM this process during the ``call``-th TD update (1-based), as a scheduler stopping the job would."""
-    import os
-
-    real, calls = qtopt_module.td_update, []
-
-    def update(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(qtopt_module, "td_update", update)
-
-
-def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(bandit_data, tmp_path, monkeypatch):
+def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(bandit_data, tmp_path, monkeypatch,
+                                                                                            sigterm_on_call):
     settings = dict(steps=20, online=False, checkpoint_every=10)
     whole = train_qtopt(bandit_config(bandit_data, tmp_path, "whole", **settings))
-    _sigterm_on_update(monkeypatch, 7)
+    sigterm_on_call(qtopt_module, "td_update", 7)
 
     with pytest.raises(TrainingInterrupted, match="SIGTERM at step 7"):
         train_qtopt(bandit_config(bandit_data, tmp_path, "stopped", **settings))
@@ -560,8 +546,8 @@ def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_unint
         _assert_state_equal(a[key], b[key], key)
 
 
-def test_cli_stopped_by_sigterm_exits_143_naming_the_resume_command(bandit_data, tmp_path, monkeypatch, capsys):
-    _sigterm_on_update(monkeypatch, 3)
+def test_cli_stopped_by_sigterm_exits_143_naming_the_resume_command(bandit_data, tmp_path, sigterm_on_call, capsys):
+    sigterm_on_call(qtopt_module, "td_update", 3)
     args = ["train", "qtopt", "--preset", "tiny", "--env", BANDIT_ID, "--data", str(bandit_data), "--offline-episodes", "0",
             "--no-online", "--steps", "20", "--batch-size", "8", "--eval-every", "0", "--eval-episodes", "2", "--eval-envs", "2",
             "--out", str(tmp_path), "--name", "run", "--no-progress", "--device", "cpu", "--threads", "1"]

@@ -306,21 +306,10 @@ def test_stopped_and_resumed_run_ends_with_exactly_the_uninterrupted_state(runs)
     assert any(not torch.equal(v, full["state"]["G"][k]) for k, v in runs["first_half"]["state"]["G"].items())  # it trained
 
 
-def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(runs, monkeypatch):
-    import os
-    import signal
-
+def test_sigterm_checkpoints_the_step_in_progress_and_resuming_matches_the_uninterrupted_run(runs, monkeypatch, sigterm_on_call):
     import rlcyclegan.train.rlcyclegan as module
 
-    real, calls = module.train_step, []
-
-    def step(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, "train_step", step)
+    sigterm_on_call(module, "train_step", 3)
     with pytest.raises(TrainingInterrupted, match="SIGTERM at step 3"):
         train_rlcyclegan(replace(runs["cfg"], name="signalled"))
     monkeypatch.undo()
