@@ -13,7 +13,7 @@ import torch
 from rlcyclegan.cli import main
 from rlcyclegan.data import EpisodeDataset
 from rlcyclegan.experiments import runner
-from rlcyclegan.experiments.runner import ExperimentError, config_hash, plan_experiment, run_experiment, run_status
+from rlcyclegan.experiments.runner import ExperimentError, config_hash, plan_experiment, run_experiment, run_status, stale
 from rlcyclegan.experiments.specs import EXPERIMENTS, METHODS, RECIPES
 from rlcyclegan.rl.checkpoint import load_checkpoint
 from rlcyclegan.train import rlcyclegan as rc
@@ -259,6 +259,32 @@ def test_finished_run_whose_done_json_was_moved_away_is_trained_further_and_eval
     summary = run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False)
 
     assert summary["resumed"] == ["sim-only-s0"] and (stage / "done.json").exists(), summary
+
+
+def test_max_minutes_replaces_the_recipes_cap_and_keeps_the_recipes_config_hash(tiny_experiment, tmp_path, monkeypatch):
+    out = tmp_path / "zs"
+    shutil.copytree(tiny_experiment("zero-shot") / "data", out / "data")  # the shared data, already collected
+    real_train = runner.TRAINERS["qtopt"]
+    caps = []
+
+    def recording(cfg, resume=None):
+        caps.append(cfg.max_minutes)
+        return real_train(cfg, resume)
+
+    monkeypatch.setitem(runner.TRAINERS, "qtopt", recording)
+    run_experiment("zero-shot", "tiny", 1, out, only=("sim-only",), device="cpu", threads=1, progress=False, max_minutes=321.0)
+
+    plan = plan_experiment("zero-shot", "tiny", 1, out, only=("sim-only",))
+    recipe_stage = plan.runs[0].stages[0]
+    done = json.loads((out / "runs" / "sim-only-s0" / "qtopt" / "done.json").read_text())
+    assert caps == [321.0] and recipe_stage.config.max_minutes != 321.0
+    assert done["max_minutes"] == 321.0 and done["config_hash"] == config_hash([recipe_stage], out)
+    assert not stale(plan, plan.runs[0])
+
+
+def test_max_minutes_must_be_positive(tmp_path):
+    with pytest.raises(ExperimentError, match="--max-minutes"):
+        run_experiment("zero-shot", "tiny", 1, tmp_path / "zs", device="cpu", threads=1, progress=False, max_minutes=0)
 
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_path, monkeypatch):

@@ -40,6 +40,10 @@ class ExperimentArgs:
     """auto (CUDA if available), cpu or cuda."""
     threads: int = 0
     """torch CPU threads of training (0 = torch's default)."""
+    max_minutes: float | None = None
+    """Wall-time cap (minutes, over all sessions) of each stage this call trains or resumes, in place of the
+    recipe's: lets a slower machine finish a stage's steps, or a stage that stopped at its cap train on (move its
+    done.json away first). A stage that reaches its steps counts as the recipe's whatever cap it ran under."""
     workers: int = 0
     """Processes collecting the shared data (0 = the preset's)."""
     progress: bool = True
@@ -53,7 +57,8 @@ def main(argv: list[str]) -> int:
     out = args.out or Path("runs") / "experiments" / f"{args.name}-{args.preset}"
     try:
         summary = run_experiment(args.name, args.preset, args.seeds, out, args.episodes, args.only, args.budgets, device=args.device,
-                                 threads=args.threads, workers=args.workers or None, progress=args.progress, overrides=args.set)
+                                 threads=args.threads, workers=args.workers or None, progress=args.progress, overrides=args.set,
+                                 max_minutes=args.max_minutes)
     except ExperimentError as e:
         print(f"rlcyclegan experiment: {e}", file=sys.stderr)
         return 2

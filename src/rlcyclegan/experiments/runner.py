@@ -520,8 +520,8 @@ def short_of_steps(stage: Stage, folder: Path, step: int | None) -> bool:
         return False
     print(f"[experiment] WARNING: {folder} stopped at step {step} of {want} (max_minutes={stage.config.max_minutes:g} "
           f"reached); its result is of a shorter training than the recipe's. To finish it (exact resume): move "
-          f"{folder}/done.json away, then `rlcyclegan train {stage.kind} --resume {folder} --max-minutes M` with a larger "
-          f"M, then run the experiment again", file=sys.stderr)
+          f"{folder}/done.json away, then run the experiment again with --max-minutes M, M larger than "
+          f"{stage.config.max_minutes:g}", file=sys.stderr)
     return True
 
 
@@ -531,10 +531,22 @@ def stage_machine(stage: Stage) -> dict:
     return {**machine_info(device), "precision": precision_name(device, getattr(stage.config, "amp", "auto"))}
 
 
-def train_stage(stage: Stage, folder: Path, out: Path) -> str:
-    """Train, resume or skip one stage; returns what happened (trained, resumed, skipped)."""
+def train_stage(stage: Stage, folder: Path, out: Path, max_minutes: float | None = None) -> str:
+    """Train, resume or skip one stage; returns what happened (trained, resumed, skipped).
+
+    ``max_minutes`` (`experiment --max-minutes`) replaces the recipe's wall-time cap of the stage for this call only:
+    a machine slower than the recipe assumed finishes its steps, or an interrupted stage trains on. The recipe's cap
+    stays in the config hash (done.json records the step reached and the cap that bound it, and a stage short of its
+    steps is warned about), so a stage that reached its steps counts as the recipe's training whatever cap it ran under."""
+    from dataclasses import replace
+
     done = folder / "done.json"
     h = config_hash([stage], out)
+    recipe_cap = stage.config.max_minutes
+    if max_minutes is not None:
+        if max_minutes <= 0:
+            raise ExperimentError(f"--max-minutes must be > 0 (got {max_minutes:g})")
+        stage = replace(stage, config=replace(stage.config, max_minutes=float(max_minutes)))
     if done.exists():
         if json.loads(done.read_text())["config_hash"] != h:
             raise ExperimentError(f"{folder}: finished with another config than the current recipe; delete {folder.parent} to retrain")
@@ -559,6 +571,7 @@ def train_stage(stage: Stage, folder: Path, out: Path) -> str:
     export_final(folder)
     write_json_atomic(done, {"config_hash": h, "step": ckpt.get("step"), "elapsed": round(float(ckpt.get("elapsed", 0.0)), 3),
                              "online_episodes": int(ckpt.get("online_episodes", 0)),
+                             **({"max_minutes": stage.config.max_minutes} if stage.config.max_minutes != recipe_cap else {}),
                              "machine": stage_machine(stage)})  # what finished the stage
     return action
 
@@ -753,8 +766,14 @@ def show_progress(plan: Plan, status: dict[str, str], notes: dict[str, str]) -> 
 # ===================================================================================== the experiment
 def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | str = Path("runs/experiment"), episodes: int | None = None,
                    only: tuple[str, ...] = (), budgets: tuple[int, ...] = (), device: str = "auto", threads: int = 0,
-                   workers: int | None = None, progress: bool = True, overrides: tuple[str, ...] = ()) -> dict:
-    """Plan, collect, train, evaluate; returns {"results": path, "trained", "resumed", "skipped", "failed": [run ids]}."""
+                   workers: int | None = None, progress: bool = True, overrides: tuple[str, ...] = (),
+                   max_minutes: float | None = None) -> dict:
+    """Plan, collect, train, evaluate; returns {"results": path, "trained", "resumed", "skipped", "failed": [run ids]}.
+
+    ``max_minutes`` replaces the recipe's wall-time cap of every stage trained or resumed by this call (see
+    :func:`train_stage`); the cap counts training time over all sessions of a stage, as `train --resume` does."""
+    if max_minutes is not None and max_minutes <= 0:
+        raise ExperimentError(f"--max-minutes must be > 0 (got {max_minutes:g})")
     plan = plan_experiment(name, preset, seeds, out, episodes, tuple(only), tuple(budgets), tuple(overrides))
     write_experiment_json(plan)
     if plan.added:
@@ -790,7 +809,8 @@ def run_experiment(name: str, preset: str = "cpu", seeds: int = 1, out: Path | s
         print(f"[experiment] {run.run_id} ({run.spec.label}): {'resuming' if run_status(run) == 'interrupted' else 'starting'}; "
               f"{n_done}/{len(plan.runs)} runs done")
         try:
-            actions = [train_stage(specs.with_runtime(s, progress, threads, device), run.folder / s.name, plan.out) for s in run.stages]
+            actions = [train_stage(specs.with_runtime(s, progress, threads, device), run.folder / s.name, plan.out,
+                                   max_minutes) for s in run.stages]
             records = evaluate_run(plan, run, device, progress)
         except (CheckpointError, TrainingDiverged, ExperimentError, ValueError, FileExistsError, FileNotFoundError) as e:
             status[run.run_id] = "failed"
