@@ -718,7 +718,7 @@ def write_results(out: Path) -> Path:
         records += json.loads(path.read_text())["records"]
     records.sort(key=sort_key)
     dest = out / RESULTS_NAME
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")  # two experiment processes into one OUT (different --only) never share it
     tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     os.replace(tmp, dest)
     return dest
