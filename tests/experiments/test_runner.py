@@ -282,9 +282,11 @@ def test_max_minutes_replaces_the_recipes_cap_and_keeps_the_recipes_config_hash(
     assert not stale(plan, plan.runs[0])
 
 
-def test_max_minutes_must_be_positive(tmp_path):
-    with pytest.raises(ExperimentError, match="--max-minutes"):
-        run_experiment("zero-shot", "tiny", 1, tmp_path / "zs", device="cpu", threads=1, progress=False, max_minutes=0)
+def test_cli_refuses_a_max_minutes_that_is_not_positive(capsys, tmp_path):
+    code = main(["experiment", "zero-shot", "--preset", "tiny", "--out", str(tmp_path / "zs"), "--max-minutes", "0"])
+
+    assert code == 2 and "--max-minutes must be > 0" in capsys.readouterr().err
+    assert not (tmp_path / "zs").exists()
 
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_experiment, tmp_path, monkeypatch):
