@@ -588,9 +588,11 @@ def curve_plot(rows: list[Row], path: Path, title: str, kind: str, oracle: Row |
     With an Oracle row, its success is a dotted line, and `target_share` of it a dash-dot target line. Returns the
     legend's labels."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
     curves = [m for m in dict.fromkeys(r.method for r in rows if r.budget is not None)]
     flat = [r for r in rows if r.budget is None]
+    entries = len(curves) + len(flat) + (0 if oracle is None else 1 + (target_share is not None))
+    # The legend sits below the axes so that many variants never hide the curves; the figure grows with it.
+    fig, ax = plt.subplots(figsize=(6.4, 4.0 + 0.19 * entries))
     for i, method in enumerate(curves):
         pts = [r for r in rows if r.method == method and r.budget is not None]
         start = [r for r in flat if kind == "onpolicy" and method == f"{r.method}-ft"]
@@ -612,7 +614,7 @@ def curve_plot(rows: list[Row], path: Path, title: str, kind: str, oracle: Row |
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    legend = ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     labels = [t.get_text() for t in legend.get_texts()]
     fig.tight_layout()
     _save(fig, path)
